@@ -1,0 +1,160 @@
+"""The ``interp`` command line.
+
+::
+
+    interp train grokking --preset cpu-quick --run-dir runs/grok [--seed 1] [--set train.lr=3e-3]
+    interp sweep RUN_DIR [--out measures.csv]
+    interp report RUN_DIR
+    interp presets grokking
+    interp demo [--run-dir runs/demo]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from interp.config import ConfigError
+from interp.training.store import RunError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Train small models through memorization -> generalization and look inside them.",
+)
+train_app = typer.Typer(no_args_is_help=True, help="Train a run into a run directory.")
+app.add_typer(train_app, name="train")
+
+_USER_ERRORS = (ConfigError, RunError, ValueError, FileNotFoundError, KeyError)
+
+
+def _fail(exc: BaseException) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=2)
+
+
+@train_app.command("grokking")
+def train_grokking(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory to create or resume.")],
+    preset: Annotated[
+        str, typer.Option(help="Preset name (see `interp presets grokking`).")
+    ] = "cpu-quick",
+    seed: Annotated[int | None, typer.Option(help="Seed for init, split and batch order.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a config value, e.g. --set train.lr=3e-3 (repeatable)."
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Require an existing run dir and continue it.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads (default: $INTERP_THREADS or torch's)")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train a grokking run (modular arithmetic) and print its summary."""
+    from interp.experiments import grokking
+
+    try:
+        cfg = grokking.preset(preset, seed=seed, overrides=list(set_ or []))
+        if resume and not (run_dir / "config.json").exists():
+            raise RunError(f"--resume given but {run_dir} holds no run to resume")
+        t0 = time.perf_counter()
+        result = grokking.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    if result.resumed_from is not None:
+        typer.echo(f"resumed from step {result.resumed_from}")
+    typer.echo(f"run: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
+    typer.echo(grokking.format_summary(result.summary))
+
+
+@app.command()
+def sweep(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the tidy table here (.csv or .json).")
+    ] = None,
+) -> None:
+    """Run the progress-measure analyzers over every checkpoint."""
+    from interp.analysis import fourier_progress
+    from interp.analysis import sweep as do_sweep
+
+    try:
+        df = do_sweep(run_dir, [fourier_progress])
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    if out is None:
+        typer.echo(df.to_csv(index=False))
+    elif out.suffix == ".json":
+        out.write_text(df.to_json(orient="records"))
+    else:
+        df.to_csv(out, index=False)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Write RUN_DIR/report.html (opens offline; plotly.js inlined)."""
+    from interp.viz.report import write_run_report
+
+    try:
+        path = write_run_report(run_dir)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    typer.echo(str(path))
+
+
+@app.command()
+def presets(experiment: Annotated[str, typer.Argument()] = "grokking") -> None:
+    """Print an experiment's presets as JSON."""
+    from interp.config import to_dict
+    from interp.experiments import grokking
+
+    if experiment != "grokking":
+        _fail(ValueError(f"unknown experiment {experiment!r}; known: ['grokking']"))
+    typer.echo(json.dumps({k: to_dict(v.resolve()) for k, v in grokking.PRESETS.items()}, indent=2))
+
+
+@app.command()
+def demo(
+    run_dir: Annotated[Path, typer.Option("--run-dir")] = Path("runs/demo"),
+    seed: Annotated[int, typer.Option()] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+) -> None:
+    """Train the cpu-quick grokking preset, sweep its progress measures, write the report."""
+    from interp.experiments import grokking
+    from interp.viz.report import write_run_report
+
+    t0 = time.perf_counter()
+    try:
+        cfg = grokking.preset("cpu-quick", seed=seed)
+        result = grokking.run(cfg, str(run_dir / f"grokking-seed{seed}"), quiet=quiet)
+        typer.echo(grokking.format_summary(result.summary))
+        t1 = time.perf_counter()
+        path = write_run_report(result.store.path)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    t2 = time.perf_counter()
+    typer.echo(f"train {t1 - t0:.1f} s, sweep + report {t2 - t1:.1f} s")
+    typer.echo(f"report: {path.resolve()}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="interp")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

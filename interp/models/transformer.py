@@ -1,0 +1,82 @@
+"""Transformers built offline on the TransformerLens 4 bridge.
+
+``TransformerBridge.boot_native`` constructs TL's native architecture with
+random weights and no hub access; hook names (``blocks.0.attn.hook_pattern``),
+``run_with_cache`` and weight views (``W_E``, ``W_Q`` … ``OV``) are TL's.
+The grokking model is Nanda et al. 2023 §3: one layer, no LayerNorm, ReLU MLP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from transformer_lens.config import TransformerBridgeConfig
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.config import ConfigError, check_choice, check_int
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Shape of a from-scratch transformer; ``d_mlp=None`` means attention-only.
+
+    ``n_ctx``, ``d_vocab`` and ``d_vocab_out`` may be None in a preset; the
+    experiment fills them from its data before building the model.
+    """
+
+    kind: Literal["transformer"] = "transformer"
+    n_layers: int = 1
+    n_heads: int = 4
+    d_model: int = 64
+    d_head: int = 16
+    d_mlp: int | None = 256
+    act_fn: Literal["relu", "gelu", "gelu_new", "silu"] = "relu"
+    normalization: Literal["LN", "LNPre", "RMS"] | None = None
+    n_ctx: int | None = None
+    d_vocab: int | None = None
+    d_vocab_out: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("model.n_layers", self.n_layers, lo=1, hi=64)
+        check_int("model.n_heads", self.n_heads, lo=1, hi=256)
+        check_int("model.d_model", self.d_model, lo=1)
+        check_int("model.d_head", self.d_head, lo=1)
+        if self.d_mlp is not None:
+            check_int("model.d_mlp", self.d_mlp, lo=1)
+        check_choice("model.act_fn", self.act_fn, ("relu", "gelu", "gelu_new", "silu"))
+        check_choice("model.normalization", self.normalization, ("LN", "LNPre", "RMS", None))
+        for name in ("n_ctx", "d_vocab", "d_vocab_out"):
+            if getattr(self, name) is not None:
+                check_int(f"model.{name}", getattr(self, name), lo=1)
+
+
+def make_transformer(
+    cfg: TransformerConfig, seed: int, device: str | torch.device = "cpu"
+) -> TransformerBridge:
+    """A TL bridge with weights drawn from ``seed`` (TL's private generator).
+
+    Initialisation does not consume the global torch RNG, so data order and
+    model init can be seeded independently.
+    """
+    if cfg.kind != "transformer":
+        raise ConfigError(f"model.kind must be 'transformer', got {cfg.kind!r}")
+    missing = [n for n in ("n_ctx", "d_vocab", "d_vocab_out") if getattr(cfg, n) is None]
+    if missing:
+        raise ConfigError(f"model.{missing[0]} must be set before building (resolve the config)")
+    tl_cfg = TransformerBridgeConfig(
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        d_model=cfg.d_model,
+        d_head=cfg.d_head,
+        d_mlp=cfg.d_mlp,
+        attn_only=cfg.d_mlp is None,
+        act_fn=cfg.act_fn,
+        normalization_type=cfg.normalization,
+        d_vocab=cfg.d_vocab,
+        d_vocab_out=cfg.d_vocab_out,
+        n_ctx=cfg.n_ctx,
+        seed=seed,
+    )
+    return TransformerBridge.boot_native(tl_cfg, device=str(device))

@@ -1,0 +1,162 @@
+"""Plotly figures of training curves and grokking progress measures.
+
+Each function returns a ``plotly.graph_objects.Figure``; :mod:`interp.viz.report`
+writes them into one offline HTML page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+_COLORS = {"train": "#1f77b4", "test": "#d62728"}
+
+
+def _mark_steps(fig: go.Figure, marks: Mapping[str, int | None], rows: int, cols: int = 1) -> None:
+    for label, step in marks.items():
+        if not step:
+            continue
+        for r in range(1, rows + 1):
+            for c in range(1, cols + 1):
+                fig.add_vline(x=step, line_dash="dot", line_color="gray", row=r, col=c)
+        fig.add_annotation(
+            x=step,
+            y=1.0,
+            xref="x",
+            yref="paper",
+            text=label,
+            showarrow=False,
+            yshift=10,
+            font={"size": 11, "color": "gray"},
+        )
+
+
+def training_curves(
+    metrics: pd.DataFrame, marks: Mapping[str, int | None] | None = None, title: str = ""
+) -> go.Figure:
+    """Train/test loss (log y) and accuracy vs step (log x; step 0 is omitted)."""
+    df = metrics[metrics["step"] > 0]
+    if df.empty:
+        raise ValueError("no metrics after step 0 to plot")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    for col, metric in ((1, "loss"), (2, "accuracy")):
+        for split in ("train", "test"):
+            d = df[(df["split"] == split) & (df["metric"] == metric)].sort_values("step")
+            if d.empty:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=d["step"],
+                    y=d["value"],
+                    mode="lines",
+                    name=f"{split} {metric}",
+                    line={"color": _COLORS.get(split)},
+                    legendgroup=split,
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(type="log", title_text="step")
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    if marks:
+        _mark_steps(fig, marks, rows=1, cols=2)
+    fig.update_layout(title=title or "training curves", height=420)
+    return fig
+
+
+def progress_figure(
+    sweep_df: pd.DataFrame, marks: Mapping[str, int | None] | None = None, title: str = ""
+) -> go.Figure:
+    """Nanda et al. Fig. 7-style progress measures over checkpoints: losses
+    (train, test, restricted, excluded), key-frequency logit share and embedding
+    Gini, and the sum of squared weights."""
+    piv = sweep_df[sweep_df["layer"].isna()].pivot_table(
+        index="step", columns="metric", values="value"
+    )
+    piv = piv[piv.index > 0]
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+        subplot_titles=("losses", "Fourier sparsity", "sum of squared weights"),
+    )
+    loss_series = [
+        ("train_loss", "train", "#1f77b4", "solid"),
+        ("test_loss", "test", "#d62728", "solid"),
+        ("restricted_loss", "restricted (key freqs only)", "#2ca02c", "dash"),
+        ("excluded_loss", "excluded (key freqs removed, train)", "#9467bd", "dash"),
+    ]
+    for col, label, color, dash in loss_series:
+        if col in piv:
+            fig.add_trace(
+                go.Scatter(
+                    x=piv.index,
+                    y=piv[col],
+                    name=label,
+                    mode="lines",
+                    line={"color": color, "dash": dash},
+                ),
+                row=1,
+                col=1,
+            )
+    for col, label, color in (
+        ("key_freq_logit_share", "logit variance in key freqs", "#ff7f0e"),
+        ("embedding_gini", "Gini of embedding frequency norms", "#8c564b"),
+    ):
+        if col in piv:
+            fig.add_trace(
+                go.Scatter(
+                    x=piv.index, y=piv[col], name=label, mode="lines", line={"color": color}
+                ),
+                row=2,
+                col=1,
+            )
+    if "sum_squared_weights" in piv:
+        fig.add_trace(
+            go.Scatter(
+                x=piv.index,
+                y=piv["sum_squared_weights"],
+                name="Σ w²",
+                mode="lines",
+                line={"color": "#17becf"},
+            ),
+            row=3,
+            col=1,
+        )
+    fig.update_xaxes(type="log")
+    fig.update_xaxes(title_text="step", row=3, col=1)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], row=2, col=1)
+    if marks:
+        _mark_steps(fig, marks, rows=3)
+    fig.update_layout(title=title or "progress measures", height=820)
+    return fig
+
+
+def fourier_spectrum(
+    norms_by_step: Mapping[int, Sequence[float]],
+    key_freqs: Sequence[int] = (),
+    title: str = "",
+) -> go.Figure:
+    """Embedding norm per frequency k = 1 … p//2 at chosen steps (Nanda et al. Fig. 3)."""
+    if not norms_by_step:
+        raise ValueError("no steps to plot")
+    fig = go.Figure()
+    for step, norms in sorted(norms_by_step.items()):
+        norms = list(norms)
+        fig.add_trace(go.Bar(x=list(range(1, len(norms) + 1)), y=norms, name=f"step {step}"))
+    for k in key_freqs:
+        fig.add_vline(x=k, line_dash="dot", line_color="gray")
+    fig.update_layout(
+        barmode="group",
+        height=400,
+        xaxis_title="frequency k",
+        yaxis_title="‖W_E along cos_k, sin_k‖",
+        title=title or f"embedding Fourier spectrum (key frequencies: {list(key_freqs)})",
+    )
+    return fig

@@ -1,0 +1,113 @@
+"""Offline HTML pages of plotly figures, and the per-run report.
+
+The plotly.js bundle is inlined once per page, so the file opens with no
+network. Every piece of text that reaches the page is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from interp.training.store import atomic_write_text
+
+
+def figures_html(figures: Sequence[go.Figure], title: str, intro_html: str = "") -> str:
+    """One self-contained HTML page: plotly.js inlined once, then each figure."""
+    parts = []
+    for i, fig in enumerate(figures):
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%"))
+    body = "\n".join(f'<div class="fig">{p}</div>' for p in parts)
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+        ".fig{margin:1.5em 0}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{intro_html}{body}</body></html>\n"
+    )
+
+
+def write_figures(
+    figures: Sequence[go.Figure], path: str | Path, title: str, intro_html: str = ""
+) -> Path:
+    """Write :func:`figures_html` atomically to ``path``."""
+    path = Path(path)
+    atomic_write_text(path, figures_html(figures, title, intro_html))
+    return path
+
+
+def table_html(rows: dict[str, Any]) -> str:
+    """A two-column key/value table, escaped."""
+    cells = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
+        for k, v in rows.items()
+    )
+    return f"<table>{cells}</table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def write_run_report(run_path: str | Path, steps_for_spectrum: Sequence[int] | None = None) -> Path:
+    """Sweep the progress measures of a grokking run and write ``RUN_DIR/report.html``.
+
+    The page holds the run summary, training curves, progress measures and the
+    embedding Fourier spectrum at init, around t_mem, around t_gen and at the end.
+    """
+    from interp.analysis.fourier import (
+        embedding_frequency_norms,
+        fourier_progress,
+        run_key_frequencies,
+        token_embedding,
+    )
+    from interp.analysis.sweep import sweep
+    from interp.training.store import open_run
+    from interp.training.trainer import summarize
+    from interp.viz.figures import fourier_spectrum, progress_figure, training_curves
+
+    run = open_run(run_path)
+    if run.experiment != "grokking":
+        raise ValueError(f"no report layout for experiment {run.experiment!r} yet")
+    metrics = run.metrics()
+    summary = summarize(metrics.to_dict("records"))
+    marks = {"t_mem": summary["t_mem"], "t_gen": summary["t_gen"]}
+    keys = run_key_frequencies(run)
+    sweep_df = sweep(run, [fourier_progress])
+    steps = run.steps
+    if steps_for_spectrum is None:
+        chosen = {steps[0], steps[-1]}
+        for t in (summary["t_mem"], summary["t_gen"]):
+            if t is not None:
+                chosen.add(min(steps, key=lambda s, t=t: abs(s - t)))
+        steps_for_spectrum = sorted(chosen)
+    p = run.config.data.p
+    spectra = {
+        s: embedding_frequency_norms(token_embedding(run.load(s), p)).tolist()
+        for s in steps_for_spectrum
+    }
+    figures = [
+        training_curves(metrics, marks, title="train / test loss and accuracy"),
+        progress_figure(sweep_df, marks, title="progress measures (Nanda et al. §5)"),
+        fourier_spectrum(spectra, keys),
+    ]
+    cfg = run.config
+    info = {
+        "run": str(run.path),
+        "data": f"(a {cfg.data.op} b) mod {p}, {cfg.data.pairs} pairs, "
+        f"train fraction {cfg.data.train_fraction}",
+        "model": type(cfg.model).__name__,
+        "seed": cfg.seed,
+        "key frequencies (final checkpoint)": keys,
+        **{k: v for k, v in summary.items() if k != "threshold"},
+    }
+    return write_figures(
+        figures, run.path / "report.html", f"grokking report: {run.path.name}", table_html(info)
+    )

@@ -1,0 +1,100 @@
+"""The `interp` command end to end on the tiny preset, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+BIN = Path(sys.executable).parent / "interp"
+
+
+def interp(*args, cwd=None):
+    env = dict(os.environ, INTERP_THREADS="1")
+    return subprocess.run(
+        [str(BIN), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+
+
+def test_train_sweep_report_end_to_end(tmp_path):
+    run = tmp_path / "grok"
+    out = interp(
+        "train",
+        "grokking",
+        "--preset",
+        "tiny",
+        "--run-dir",
+        str(run),
+        "--quiet",
+        "--seed",
+        "3",
+        "--set",
+        "train.steps=40",
+        "--device",
+        "cpu",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "t_mem" in out.stdout and "t_gen" in out.stdout
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["config"]["seed"] == 3 and cfg["config"]["train"]["steps"] == 40
+    assert json.loads((run / "summary.json").read_text())["final_step"] == 40
+
+    again = interp(
+        "train",
+        "grokking",
+        "--preset",
+        "tiny",
+        "--run-dir",
+        str(run),
+        "--quiet",
+        "--seed",
+        "3",
+        "--set",
+        "train.steps=40",
+        "--resume",
+    )
+    assert again.returncode == 0 and "resumed from step 40" in again.stdout
+
+    csv = tmp_path / "m.csv"
+    out = interp("sweep", str(run), "--out", str(csv))
+    assert out.returncode == 0, out.stderr
+    df = pd.read_csv(csv)
+    assert {"restricted_loss", "excluded_loss"} <= set(df["metric"])
+
+    out = interp("report", str(run))
+    assert out.returncode == 0, out.stderr
+    html = (run / "report.html").read_text()
+    assert out.stdout.strip().endswith("report.html")
+    # offline: plotly.js is inlined once, no script is loaded from elsewhere
+    assert "<script src=" not in html and 'src="http' not in html
+    assert html.count("plotly.js v") == 1
+    assert html.count("Plotly.newPlot") == 3 and len(html) > 1_000_000
+
+
+def test_cli_errors_are_clear_and_write_nothing(tmp_path):
+    run = tmp_path / "bad"
+    out = interp(
+        "train", "grokking", "--preset", "tiny", "--run-dir", str(run), "--set", "train.lr=-1"
+    )
+    assert out.returncode == 2 and "train.lr must be in (0.0, 10.0], got -1" in out.stderr
+    out = interp(
+        "train", "grokking", "--preset", "tiny", "--run-dir", str(run), "--set", "train.lrate=1"
+    )
+    assert out.returncode == 2 and "unknown config key 'train.lrate'" in out.stderr
+    out = interp("train", "grokking", "--preset", "nope", "--run-dir", str(run))
+    assert out.returncode == 2 and "unknown grokking preset 'nope'" in out.stderr
+    out = interp("train", "grokking", "--preset", "tiny", "--run-dir", str(run), "--resume")
+    assert out.returncode == 2 and "holds no run to resume" in out.stderr
+    assert not run.exists()
+    out = interp("report", str(tmp_path / "missing"))
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    out = interp("presets", "grokking")
+    assert out.returncode == 0 and set(json.loads(out.stdout)) >= {
+        "paper",
+        "tickets-mlp",
+        "cpu-quick",
+    }
