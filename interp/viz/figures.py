@@ -6,6 +6,7 @@ writes them into one offline HTML page.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -16,20 +17,25 @@ _COLORS = {"train": "#1f77b4", "test": "#d62728"}
 
 
 def _mark_steps(fig: go.Figure, marks: Mapping[str, int | None], rows: int, cols: int = 1) -> None:
+    """Dotted vertical lines at the marked steps on log-x subplots.
+
+    ``add_vline`` converts to log coordinates itself; annotations on a log
+    axis take log10 coordinates.
+    """
     for label, step in marks.items():
-        if not step:
+        if not step or step <= 0:
             continue
         for r in range(1, rows + 1):
             for c in range(1, cols + 1):
                 fig.add_vline(x=step, line_dash="dot", line_color="gray", row=r, col=c)
         fig.add_annotation(
-            x=step,
+            x=math.log10(step),
             y=1.0,
             xref="x",
             yref="paper",
-            text=label,
+            text=f"{label}={step}",
             showarrow=False,
-            yshift=10,
+            yshift=12,
             font={"size": 11, "color": "gray"},
         )
 
