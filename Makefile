@@ -3,8 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# One torch thread per process keeps runs bit-reproducible (see README "Reproducibility").
-export INTERP_THREADS ?= 1
 
 .PHONY: install demo test lint clean
 

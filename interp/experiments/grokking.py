@@ -23,6 +23,7 @@ Presets:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -216,6 +217,15 @@ def run(
     n_threads = configure_threads(threads)
     store = RunStore(run_dir)
     runtime = {"device": str(dev), "threads": n_threads, "torch": torch.__version__}
+    if store.exists():
+        before = store.read_config().get("runtime", {})
+        if before and (before.get("threads"), before.get("device")) != (n_threads, str(dev)):
+            warnings.warn(
+                f"{run_dir} was started with {before.get('threads')} thread(s) on "
+                f"{before.get('device')}; resuming with {n_threads} on {dev}. The result is "
+                "bit-identical to an uninterrupted run only with the same thread count and device.",
+                stacklevel=2,
+            )
     store.init(EXPERIMENT, to_dict(cfg), runtime)
     task = make_task(cfg)
     model = make_model(cfg.model, seed=cfg.seed, device=dev)

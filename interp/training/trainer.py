@@ -31,7 +31,7 @@ from interp.config import ConfigError, check_choice, check_float, check_int, to_
 from interp.models import move_to, named_weights
 from interp.training.grokfast import GrokfastConfig, GrokfastFilter
 from interp.training.schedule import checkpoint_steps, eval_steps
-from interp.training.store import SUMMARY_FILE, RunStore, atomic_write_json
+from interp.training.store import SUMMARY_FILE, RunError, RunStore, atomic_write_json
 
 ACC_THRESHOLD = 0.95
 
@@ -294,6 +294,8 @@ def train(
     matches), training resumes from the last one. ``stop_after_step`` ends the
     loop early without a summary (used to simulate a killed run in tests).
     """
+    if not store.exists():
+        raise RunError(f"{store.path} has no config.json; create the run with RunStore.init first")
     dev = resolve_device(device)
     move_to(model, dev)
     task = task.to(dev)
