@@ -98,3 +98,51 @@ def test_cli_errors_are_clear_and_write_nothing(tmp_path):
         "tickets-mlp",
         "cpu-quick",
     }
+
+
+def test_sigkill_at_any_point_then_resume_is_bit_identical(tmp_path):
+    """A real process killed with SIGKILL mid-run (possibly mid-write) resumes exactly."""
+    import signal
+    import time
+
+    from interp import open_run
+
+    args = [
+        "train",
+        "grokking",
+        "--preset",
+        "tiny",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--set",
+        "train.steps=300",
+        "--set",
+        "train.checkpoint_every=20",
+    ]
+    ref = interp(*args, "--run-dir", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+
+    killed = tmp_path / "killed"
+    env = dict(os.environ, INTERP_THREADS="1")
+    proc = subprocess.Popen(
+        [str(BIN), *args, "--run-dir", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "checkpoints" / "step_00000100.json").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert open_run(killed).last_step < 300, "the run finished before it could be killed"
+
+    out = interp(*args, "--run-dir", str(killed))
+    assert out.returncode == 0 and "resumed from step" in out.stdout, out.stderr
+    a, b = open_run(tmp_path / "ref"), open_run(killed)
+    assert a.steps == b.steps
+    assert a.sha(300) == b.sha(300)
+    assert (tmp_path / "ref" / "metrics.jsonl").read_text() == (
+        killed / "metrics.jsonl"
+    ).read_text()

@@ -322,7 +322,9 @@ def run_key_frequencies(run, step: int | None = None, source: str = "logits") ->
     key = (str(run.path), run.sha(step), source)
     if key not in _KEY_CACHE:
         cfg = run.config
-        _KEY_CACHE[key] = key_frequencies(run.load(step), cfg.data.p, source=source, op=cfg.data.op)
+        # the logit directions cos/sin(w(a±b)) only exist for + and −
+        src = source if cfg.data.op in ("+", "-") else "embedding"
+        _KEY_CACHE[key] = key_frequencies(run.load(step), cfg.data.p, source=src, op=cfg.data.op)
     return list(_KEY_CACHE[key])
 
 
