@@ -115,11 +115,16 @@ def test_rerun_is_bit_identical_and_kill_resume_equals_uninterrupted(tmp_path, o
     with open(killed / "metrics.jsonl", "a") as fh:
         fh.write('{"step": 28, "split": "tr')
     (killed / "checkpoints" / ".step_00000030.safetensors.x.tmp").write_bytes(b"partial")
+    # weights written but the process died before the sidecar committed them
+    (killed / "checkpoints" / "step_00000040.safetensors").write_bytes(b"orphan")
     result = grokking.run(cfg, str(killed), device="cpu", quiet=True)
     assert result.resumed_from == 20
     _same(_final_weights(tmp_path / "a"), _final_weights(killed))
     assert (killed / "metrics.jsonl").read_text() == (tmp_path / "a" / "metrics.jsonl").read_text()
     assert not list(killed.rglob("*.tmp"))
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == sorted(
+        p.name for p in (tmp_path / "a" / "checkpoints").iterdir()
+    )
     for s in open_run(tmp_path / "a").steps:
         a = open_run(tmp_path / "a").store.load_checkpoint(s)
         k = open_run(killed).store.load_checkpoint(s)

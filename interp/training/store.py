@@ -322,10 +322,17 @@ class RunStore:
                 self.state_path(s).unlink(missing_ok=True)
 
     def clean_temp_files(self) -> None:
-        """Remove ``.*.tmp`` leftovers of a write that was killed."""
+        """Remove leftovers of a killed write: ``.*.tmp`` files, and checkpoint
+        tensor files whose sidecar (the commit marker) was never written."""
         for folder in (self.path, self.ckpt_dir):
             if folder.exists():
                 for f in folder.glob(".*.tmp"):
+                    f.unlink(missing_ok=True)
+        if self.ckpt_dir.exists():
+            committed = set(self.steps())
+            for f in self.ckpt_dir.glob("step_*.safetensors"):
+                m = re.match(r"^step_(\d{8})\.", f.name)
+                if m and int(m.group(1)) not in committed:
                     f.unlink(missing_ok=True)
 
 
