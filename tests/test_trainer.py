@@ -185,25 +185,20 @@ def test_masks_keep_weights_exactly_zero(tmp_path):
             assert bool((w[n][~m] == 0).all()), (s, n)
             if s == 60:
                 assert bool((w[n][m] != 0).all()), n  # the kept weights did train
-    with pytest.raises(ValueError, match="has shape"):
+    for sub, bad, msg in [
+        ("x", {"embed.weight": torch.ones(3, 3, dtype=torch.bool)}, "has shape"),
+        ("y", {"nope": torch.ones(1)}, "unknown parameter 'nope'"),
+    ]:
+        bad_store = RunStore(tmp_path / sub)
+        bad_store.init("grokking", {"masked": sub}, {})
+        with pytest.raises(ValueError, match=msg):
+            train(
+                make_model(cfg.model, seed=0), task, cfg.train, bad_store, 0, masks=bad, quiet=True
+            )
+        assert bad_store.steps() == [] and not bad_store.metrics_path.exists()
+    with pytest.raises(RunError, match="create the run with RunStore.init"):
         train(
-            make_model(cfg.model, seed=0),
-            task,
-            cfg.train,
-            RunStore(tmp_path / "x"),
-            0,
-            masks={"embed.weight": torch.ones(3, 3, dtype=torch.bool)},
-            quiet=True,
-        )
-    with pytest.raises(ValueError, match="unknown parameter 'nope'"):
-        train(
-            make_model(cfg.model, seed=0),
-            task,
-            cfg.train,
-            RunStore(tmp_path / "y"),
-            0,
-            masks={"nope": torch.ones(1)},
-            quiet=True,
+            make_model(cfg.model, seed=0), task, cfg.train, RunStore(tmp_path / "z"), 0, quiet=True
         )
 
 
