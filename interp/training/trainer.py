@@ -370,11 +370,13 @@ def train(
         x, y = task.batch(step, cfg.batch_size, seed)
         logits = task.logits(model, x)
         loss = F.cross_entropy(logits.to(loss_dtype), y)
-        opt.zero_grad(set_to_none=False)
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         if mask_map:
             for name, mask in mask_map.items():
-                params[name].grad.mul_(mask)
+                grad = params[name].grad
+                if grad is not None:
+                    grad.mul_(mask)
         if gf is not None:
             gf.apply()
         if cfg.grad_clip is not None:
