@@ -6,7 +6,12 @@ returns either
 
 * a ``dict`` of scalars → rows ``(step, metric, value)``;
 * a ``[layer, head]`` tensor → rows ``(step, layer, head, metric=<name>, value)``;
-* a ``dict`` of ``[layer, head]`` tensors → the same, one metric per key.
+* a ``dict`` of ``[layer, head]`` tensors → the same, one metric per key;
+* a ``[layer1, head1, layer2, head2]`` tensor (composition scores) → one row per
+  later head (layer2, head2) and metric ``<name>_from_L{layer1}H{head1}``.
+
+Analyzers that accept a ``memo`` keyword get a dict shared by all analyzers of
+one checkpoint, so those probing the same tokens share one forward pass.
 
 :func:`sweep` loads each checkpoint once, runs every analyzer on it and caches
 each (analyzer, checkpoint) result as JSON under ``RUN_DIR/analysis/``, keyed
@@ -44,9 +49,9 @@ def analyzer_name(fn: Analyzer) -> str:
     return getattr(fn, "analyzer_name", None) or getattr(fn, "__name__", type(fn).__name__)
 
 
-def _takes_run(fn: Analyzer) -> bool:
+def _accepts(fn: Analyzer, name: str) -> bool:
     try:
-        return "run" in inspect.signature(fn).parameters
+        return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
 
@@ -61,6 +66,18 @@ def to_rows(step: int, name: str, result: Any) -> list[dict[str, Any]]:
             rows.append(
                 {"step": step, "layer": None, "head": None, "metric": metric, "value": float(t)}
             )
+        elif t.ndim == 4:  # [layer1, head1, layer2, head2]: source in the metric name
+            for l1, h1, l2, h2 in torch.nonzero(torch.ones_like(t, dtype=torch.bool)).tolist():
+                if l2 > l1:
+                    rows.append(
+                        {
+                            "step": step,
+                            "layer": l2,
+                            "head": h2,
+                            "metric": f"{metric}_from_L{l1}H{h1}",
+                            "value": float(t[l1, h1, l2, h2]),
+                        }
+                    )
         elif t.ndim == 2:
             for layer in range(t.shape[0]):
                 for head in range(t.shape[1]):
@@ -76,7 +93,7 @@ def to_rows(step: int, name: str, result: Any) -> list[dict[str, Any]]:
         else:
             raise ValueError(
                 f"analyzer {name!r} returned a tensor of shape {tuple(t.shape)} for {metric!r}; "
-                "expected a scalar or [layer, head]"
+                "expected a scalar, [layer, head] or [layer1, head1, layer2, head2]"
             )
 
     if isinstance(result, torch.Tensor):
@@ -140,6 +157,7 @@ def sweep(
     rows: list[dict[str, Any]] = []
     for step in wanted:
         model = None
+        memo: dict[Any, Any] = {}  # shared forward passes of this checkpoint
         for fn, name, token in zip(analyzers, names, tokens, strict=True):
             path = _cache_path(run, name, step, token)
             if cache and path.exists():
@@ -150,7 +168,12 @@ def sweep(
                     path.unlink(missing_ok=True)
             if model is None:
                 model = run.load(step, device=device)
-            result = fn(model, run=run) if _takes_run(fn) else fn(model)
+            kwargs: dict[str, Any] = {}
+            if _accepts(fn, "run"):
+                kwargs["run"] = run
+            if _accepts(fn, "memo"):
+                kwargs["memo"] = memo
+            result = fn(model, **kwargs)
             new = to_rows(step, name, result)
             if cache:
                 atomic_write_json(path, new)

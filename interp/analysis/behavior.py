@@ -1,0 +1,100 @@
+"""Behavioural measures from forward passes (Olsson et al. 2022).
+
+* :func:`per_token_loss` — next-token cross-entropy at every position;
+* :func:`icl_score` — Olsson et al.'s in-context-learning score: mean loss at a
+  late token index minus mean loss at an early one (§2; they use tokens 500
+  and 50). Negative = later tokens are predicted better from context.
+* :func:`direct_logit_copying` — a head's *direct* effect on the logit of the
+  token it attends to (Olsson et al., "copying" in the induction-head
+  criteria): for each query position, the head's output z · W_O · W_U is
+  mean-subtracted over the vocabulary; the attention-weighted value at the
+  attended source tokens is divided by the largest absolute entry, giving a
+  number in [−1, 1] (+1: the attended token gets the head's largest boost,
+  −1: its largest suppression), averaged over positions and examples.
+  Models with a final LayerNorm are measured before it (direct path only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from interp.analysis.heads import _check_tokens, default_probe, model_dims, run_cache
+
+
+def per_token_loss(
+    model: nn.Module,
+    tokens: Int[Tensor, "batch seq"],
+    *,
+    memo: dict[Any, Any] | None = None,
+) -> Float[Tensor, "batch seq_minus_1"]:
+    """Cross-entropy of predicting token i+1 from positions ≤ i."""
+    _check_tokens(model, tokens)
+    logits = run_cache(model, tokens, memo)["logits"].double()
+    targets = tokens[:, 1:].to(logits.device)
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
+    ).reshape(targets.shape)
+
+
+def icl_score(
+    model: nn.Module,
+    tokens: Int[Tensor, "batch seq"] | None = None,
+    *,
+    early: int | None = None,
+    late: int | None = None,
+    memo: dict[Any, Any] | None = None,
+) -> dict[str, float]:
+    """Loss at token index ``late`` minus loss at ``early`` (indices of the
+    predicted token). Defaults: on :func:`default_probe` (random tokens repeated
+    twice), ``early`` = middle of the first copy, ``late`` = middle of the second.
+
+    Returns ``icl_score`` and both losses.
+    """
+    tokens = default_probe(model) if tokens is None else tokens
+    seq = tokens.shape[1]
+    half = seq // 2
+    early = half // 2 if early is None else early
+    late = half + half // 2 if late is None else late
+    for name, idx in (("early", early), ("late", late)):
+        if not 1 <= idx < seq:
+            raise ValueError(f"{name} index {idx} must be in [1, {seq}) for sequences of {seq}")
+    loss = per_token_loss(model, tokens, memo=memo)  # index i predicts token i+1
+    e, lt = loss[:, early - 1].mean().item(), loss[:, late - 1].mean().item()
+    return {"icl_score": lt - e, "loss_early": e, "loss_late": lt}
+
+
+def direct_logit_copying(
+    model: nn.Module,
+    tokens: Int[Tensor, "batch seq"] | None = None,
+    *,
+    memo: dict[Any, Any] | None = None,
+) -> Float[Tensor, "layer head"]:
+    """Each head's direct logit effect on the tokens it attends to, in [−1, 1]."""
+    tokens = default_probe(model) if tokens is None else tokens
+    n_layers, n_heads, _, _ = model_dims(model)
+    cache = run_cache(model, tokens, memo)
+    W_O = model.W_O.detach().double()  # [l, h, d_head, d_model]
+    W_U = model.W_U.detach().double()  # [d_model, vocab_out]
+    vocab_out = W_U.shape[1]
+    src = tokens.to(W_U.device)
+    out = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    for layer in range(n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"].double()  # [b, q, h, d_head]
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"].double()  # [b, h, q, k]
+        for head in range(n_heads):
+            dla = z[:, :, head] @ W_O[layer, head] @ W_U  # [b, q, vocab_out]
+            dla = dla - dla.mean(dim=-1, keepdim=True)
+            scale = dla.abs().amax(dim=-1)  # [b, q]
+            # logit of each source token at each query position: [b, q, k]
+            in_vocab = src.clamp(max=vocab_out - 1)
+            at_src = torch.gather(dla, 2, in_vocab[:, None, :].expand(-1, dla.shape[1], -1))
+            at_src = torch.where(src[:, None, :] < vocab_out, at_src, torch.zeros_like(at_src))
+            attended = (pattern[:, head] * at_src).sum(-1)  # [b, q]
+            ratio = torch.where(scale > 1e-12, attended / scale.clamp_min(1e-300), 0.0)
+            out[layer, head] = ratio.mean()
+    return out.float()

@@ -1,0 +1,87 @@
+"""Weight-based circuit scores (Elhage et al. 2021, "A Mathematical Framework
+for Transformer Circuits").
+
+* :func:`copying_scores` — eigenvalues λ of each head's full OV circuit
+  W_E · W_V · W_O · W_U; score Σλ / Σ|λ| ∈ [−1, 1] (§"Copying / Primarily
+  Positive Eigenvalues"): +1 for a head that copies (identity-like OV), −1 for
+  one that suppresses the tokens it attends to.
+* :func:`composition_scores` — Q-, K- and V-composition between every head of
+  an earlier layer and every head of a later layer:
+  ‖M_left · M_right‖_F / (‖M_left‖_F ‖M_right‖_F) with M_left the earlier head's
+  W_OV and M_right the later head's W_QK (Q), W_QKᵀ (K) or W_OV (V)
+  (§"Virtual attention heads / composition").
+
+Both read weights only (row-vector convention: x · W).
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from interp.analysis.heads import model_dims
+
+
+def _head_weights(model: nn.Module) -> dict[str, Tensor]:
+    model_dims(model)
+    return {
+        "W_Q": model.W_Q.detach().double(),  # [layer, head, d_model, d_head]
+        "W_K": model.W_K.detach().double(),
+        "W_V": model.W_V.detach().double(),
+        "W_O": model.W_O.detach().double(),  # [layer, head, d_head, d_model]
+    }
+
+
+def copying_scores(model: nn.Module) -> Float[Tensor, "layer head"]:
+    """Σλ / Σ|λ| over the eigenvalues of each head's full OV circuit.
+
+    The V×V circuit (W_E W_V)(W_O W_U) has the same non-zero eigenvalues as the
+    d_head×d_head matrix (W_O W_U)(W_E W_V), which is what we diagonalise.
+    When the input and output vocabularies differ, the first min(d_vocab,
+    d_vocab_out) tokens are used. A head with an all-zero circuit scores 0.
+    """
+    w = _head_weights(model)
+    W_E = model.W_E.detach().double()
+    W_U = model.W_U.detach().double()
+    n = min(W_E.shape[0], W_U.shape[1])
+    W_E, W_U = W_E[:n], W_U[:, :n]
+    left = torch.einsum("vd,lhde->lhve", W_E, w["W_V"])  # [l, h, V, d_head]
+    right = torch.einsum("lhed,dv->lhev", w["W_O"], W_U)  # [l, h, d_head, V]
+    small = right @ left  # [l, h, d_head, d_head]
+    eig = torch.linalg.eigvals(small)
+    total = eig.abs().sum(-1)
+    score = eig.real.sum(-1) / total.clamp_min(1e-300)
+    return torch.where(total > 1e-12, score, torch.zeros_like(score)).float()
+
+
+def _frob_ratio(left: Tensor, right: Tensor) -> Tensor:
+    """‖left @ right‖ / (‖left‖ ‖right‖), 0 where either factor is 0."""
+    num = (left @ right).flatten(-2).norm(dim=-1)
+    den = left.flatten(-2).norm(dim=-1) * right.flatten(-2).norm(dim=-1)
+    return torch.where(den > 1e-12, num / den.clamp_min(1e-300), torch.zeros_like(num))
+
+
+def composition_scores(
+    model: nn.Module,
+) -> dict[str, Float[Tensor, "layer1 head1 layer2 head2"]]:
+    """Q-, K- and V-composition scores from each head (layer1, head1) into each
+    head of a later layer (layer2 > layer1); entries with layer2 ≤ layer1 are 0.
+
+    Returns ``{"q_composition": …, "k_composition": …, "v_composition": …}``.
+    """
+    w = _head_weights(model)
+    n_layers, n_heads, _, _ = model_dims(model)
+    W_OV = w["W_V"] @ w["W_O"]  # [l, h, d_model, d_model]
+    W_QK = w["W_Q"] @ w["W_K"].transpose(-1, -2)
+    out = {
+        k: torch.zeros(n_layers, n_heads, n_layers, n_heads, dtype=torch.float64)
+        for k in ("q_composition", "k_composition", "v_composition")
+    }
+    for l1 in range(n_layers):
+        for l2 in range(l1 + 1, n_layers):
+            left = W_OV[l1][:, None]  # [h1, 1, d, d]
+            out["q_composition"][l1, :, l2] = _frob_ratio(left, W_QK[l2][None])
+            out["k_composition"][l1, :, l2] = _frob_ratio(left, W_QK[l2].transpose(-1, -2)[None])
+            out["v_composition"][l1, :, l2] = _frob_ratio(left, W_OV[l2][None])
+    return {k: v.float() for k, v in out.items()}

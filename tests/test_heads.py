@@ -1,0 +1,191 @@
+"""Head analyzers on a 2-layer attention-only model whose answer is known by construction.
+
+Residual stream = [token one-hot (V) | position one-hot (N) | previous-token one-hot (V)].
+* L0H0 is a previous-token head: queries read position i, keys position i−1;
+  its OV copies the source token into the previous-token subspace.
+* L1H0 is an induction head: queries read the current token, keys read the
+  previous-token subspace (K-composition with L0H0); its OV copies the
+  attended token to the logits (W_U reads the token subspace).
+* L0H1 and L1H1 are all zeros (uniform attention, no output).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp.analysis import (
+    composition_scores,
+    copying_scores,
+    direct_logit_copying,
+    duplicate_token_scores,
+    icl_score,
+    induction_scores,
+    prefix_matching_scores,
+    prev_token_scores,
+)
+from interp.analysis.heads import induction_targets, pattern_score, previous_token_targets
+from interp.data.sequences import prefix_matching_probe, repeated_random_tokens
+from interp.models import TransformerConfig, make_transformer
+
+V, N, C = 12, 32, 60.0
+D_MODEL, D_HEAD = 2 * V + N, 32
+TOK, POS, PREV = 0, V, V + N
+
+
+def build_model(copy_sign: float = 1.0):
+    model = make_transformer(
+        TransformerConfig(
+            n_layers=2,
+            n_heads=2,
+            d_model=D_MODEL,
+            d_head=D_HEAD,
+            d_mlp=None,
+            n_ctx=N,
+            d_vocab=V,
+            d_vocab_out=V,
+        ),
+        seed=0,
+    )
+    sd = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    for t in range(V):
+        sd["embed.weight"][t, TOK + t] = 1.0
+        sd["unembed.weight"][t, TOK + t] = 1.0
+    for i in range(N):
+        sd["pos_embed.weight"][i, POS + i] = 1.0
+
+    def head(layer, h, W_Q, W_K, W_V, W_O):
+        cols = slice(h * D_HEAD, (h + 1) * D_HEAD)
+        sd[f"blocks.{layer}.attn.q.weight"][cols] = W_Q.T
+        sd[f"blocks.{layer}.attn.k.weight"][cols] = W_K.T
+        sd[f"blocks.{layer}.attn.v.weight"][cols] = W_V.T
+        sd[f"blocks.{layer}.attn.o.weight"][:, cols] = W_O.T
+
+    z = lambda: torch.zeros(D_MODEL, D_HEAD)  # noqa: E731
+    # L0H0: previous-token head
+    Q, K, Vm, Wo = z(), z(), z(), torch.zeros(D_HEAD, D_MODEL)
+    for i in range(1, N):
+        Q[POS + i, i - 1] = C
+    for j in range(N):
+        K[POS + j, j] = 1.0
+    for t in range(V):
+        Vm[TOK + t, t] = 1.0
+        Wo[t, PREV + t] = 1.0
+    head(0, 0, Q, K, Vm, Wo)
+    # L1H0: induction head, copies the attended token
+    Q, K, Vm, Wo = z(), z(), z(), torch.zeros(D_HEAD, D_MODEL)
+    for t in range(V):
+        Q[TOK + t, t] = C
+        K[PREV + t, t] = 1.0
+        Vm[TOK + t, t] = 1.0
+        Wo[t, TOK + t] = copy_sign
+    head(1, 0, Q, K, Vm, Wo)
+    model.load_state_dict(sd)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model()
+
+
+@pytest.fixture(scope="module")
+def probe():
+    # token 0 is a start token: position 0 has no previous token to mark
+    return repeated_random_tokens(8, 10, (1, V), seed=3, start_token=0)
+
+
+def test_hand_built_weights_land_where_intended(model):
+    assert model.W_Q.shape == (2, 2, D_MODEL, D_HEAD)
+    assert model.W_Q[0, 0, POS + 5, 4] == C and model.W_K[1, 0, PREV + 3, 3] == 1.0
+    assert model.W_O[1, 0, 7, TOK + 7] == 1.0 and model.W_Q[0, 1].abs().sum() == 0
+
+
+def test_previous_token_head(model, probe):
+    s = prev_token_scores(model, probe)
+    assert s.shape == (2, 2)
+    assert s[0, 0] > 0.99
+    assert s[0, 1] < 0.3 and s[1, 0] < 0.3 and s[1, 1] < 0.3
+
+
+def test_induction_head(model, probe):
+    s = induction_scores(model, probe)
+    assert s[1, 0] > 0.99
+    assert s[0, 0] < 0.2 and s[0, 1] < 0.2 and s[1, 1] < 0.2
+    d = duplicate_token_scores(model, probe)
+    assert (d < 0.2).all()  # nobody attends to the earlier copy itself
+
+
+def test_prefix_matching(model):
+    probe = prefix_matching_probe(
+        n=10, length=7, repeats=4, vocab_range=(1, V), seed=1, start_token=0
+    )
+    assert probe.shape == (10, 29) and bool((probe[:, 0] == 0).all())
+    s = prefix_matching_scores(model, probe)
+    assert s[1, 0] > 0.99 and s[0, 0] < 0.2 and s[1, 1] < 0.2
+    # the default probe is built from the model's own vocabulary and context
+    default = prefix_matching_scores(model)
+    assert default[1, 0] > 0.99
+
+
+def test_copying_scores(model):
+    s = copying_scores(model)
+    assert s[1, 0].item() == pytest.approx(1.0, abs=1e-6)
+    assert s[0, 0].item() == 0.0  # writes only into the previous-token subspace
+    assert s[0, 1].item() == 0.0 and s[1, 1].item() == 0.0
+    neg = copying_scores(build_model(copy_sign=-1.0))
+    assert neg[1, 0].item() == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_composition_scores(model):
+    comp = composition_scores(model)
+    k = comp["k_composition"]
+    assert k.shape == (2, 2, 2, 2)
+    assert k[0, 0, 1, 0] == pytest.approx(1 / V**0.5, rel=1e-5)  # identity blocks: 1/sqrt(rank)
+    others = k.clone()
+    others[0, 0, 1, 0] = 0
+    assert others.abs().max() == 0
+    assert comp["q_composition"].abs().max() == 0
+    assert comp["v_composition"].abs().max() == 0
+
+
+def test_direct_logit_copying(model, probe):
+    s = direct_logit_copying(model, probe)
+    assert s[1, 0] > 0.8
+    assert s[0, 0] == 0 and s[0, 1] == 0 and s[1, 1] == 0
+    neg = direct_logit_copying(build_model(copy_sign=-1.0), probe)
+    assert neg[1, 0] < -0.8
+
+
+def test_icl_score(model, probe):
+    res = icl_score(model, probe, early=5, late=16)
+    assert res["icl_score"] < -0.5 and res["loss_late"] < res["loss_early"]
+    with pytest.raises(ValueError, match="late index 40"):
+        icl_score(model, probe, early=5, late=40)
+
+
+def test_scores_on_hand_made_patterns():
+    tokens = torch.tensor([[1, 2, 3, 1, 2, 3]])
+    prev = previous_token_targets(tokens)[0]
+    assert prev[3, 2] and not prev[3, 3] and not prev[0].any()
+    ind = induction_targets(tokens)[0]
+    assert ind[3].nonzero().flatten().tolist() == [1]  # token after the earlier '1'
+    assert ind[5].nonzero().flatten().tolist() == [3]
+    assert not ind[:3].any()
+    patterns = torch.zeros(1, 1, 1, 6, 6)
+    for i in range(6):
+        patterns[0, 0, 0, i, max(i - 2, 0) if i < 3 else i - 2] = 1.0
+    assert pattern_score(patterns, ind[None]).item() == 1.0
+
+
+def test_probe_validation(model):
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        induction_scores(model, torch.full((2, 8), V + 3))
+    with pytest.raises(ValueError, match="exceeds the model's n_ctx"):
+        induction_scores(model, torch.ones(2, N + 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="fewer than the 20 distinct"):
+        repeated_random_tokens(2, 20, (1, V))
+    with pytest.raises(ValueError, match="no attention heads"):
+        from interp.models import MLPConfig, make_mlp
+
+        induction_scores(make_mlp(MLPConfig(n_tokens=5, d_out=5), seed=0))
