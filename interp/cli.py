@@ -3,6 +3,7 @@
 ::
 
     interp train grokking --preset cpu-quick --run-dir runs/grok [--seed 1] [--set train.lr=3e-3]
+    interp train induction --preset cpu-quick --run-dir runs/ind
     interp sweep RUN_DIR [--out measures.csv]
     interp report RUN_DIR
     interp presets grokking
@@ -34,48 +35,73 @@ _USER_ERRORS = (ConfigError, RunError, ValueError, FileNotFoundError, KeyError)
 
 
 def _fail(exc: BaseException) -> None:
-    typer.echo(f"error: {exc}", err=True)
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
 
 
-@train_app.command("grokking")
-def train_grokking(
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory to create or resume.")],
-    preset: Annotated[
-        str, typer.Option(help="Preset name (see `interp presets grokking`).")
-    ] = "cpu-quick",
-    seed: Annotated[int | None, typer.Option(help="Seed for init, split and batch order.")] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", help="Override a config value, e.g. --set train.lr=3e-3 (repeatable)."
-        ),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Require an existing run dir and continue it.")
-    ] = False,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    threads: Annotated[
-        int | None, typer.Option(help="torch threads (default: $INTERP_THREADS or torch's)")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-) -> None:
-    """Train a grokking run (modular arithmetic) and print its summary."""
-    from interp.experiments import grokking
+def _experiment(name: str):
+    """The experiment module (presets, run, format_summary) registered as ``name``."""
+    from interp.experiments.registry import experiment_module
 
-    try:
-        cfg = grokking.preset(preset, seed=seed, overrides=list(set_ or []))
-        if resume and not (run_dir / "config.json").exists():
-            raise RunError(f"--resume given but {run_dir} holds no run to resume")
-        t0 = time.perf_counter()
-        result = grokking.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
-    if result.resumed_from is not None:
-        typer.echo(f"resumed from step {result.resumed_from}")
-    typer.echo(f"run: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
-    typer.echo(grokking.format_summary(result.summary))
+    return experiment_module(name)
+
+
+def _make_train_command(name: str, help_text: str):
+    def command(
+        run_dir: Annotated[
+            Path, typer.Option("--run-dir", help="Run directory to create or resume.")
+        ],
+        preset: Annotated[
+            str, typer.Option(help="Preset name (see `interp presets EXPERIMENT`).")
+        ] = "cpu-quick",
+        seed: Annotated[
+            int | None, typer.Option(help="Seed for init, data and batch order.")
+        ] = None,
+        set_: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--set", help="Override a config value, e.g. --set train.lr=3e-3 (repeatable)."
+            ),
+        ] = None,
+        resume: Annotated[
+            bool, typer.Option("--resume", help="Require an existing run dir and continue it.")
+        ] = False,
+        device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+        threads: Annotated[
+            int | None, typer.Option(help="torch threads (default: $INTERP_THREADS or torch's)")
+        ] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    ) -> None:
+        module = _experiment(name)
+        try:
+            cfg = module.preset(preset, seed=seed, overrides=list(set_ or []))
+            if resume and not (run_dir / "config.json").exists():
+                raise RunError(f"--resume given but {run_dir} holds no run to resume")
+            t0 = time.perf_counter()
+            result = module.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
+        except _USER_ERRORS as exc:
+            _fail(exc)
+            return
+        if result.resumed_from is not None:
+            typer.echo(f"resumed from step {result.resumed_from}")
+        typer.echo(f"run: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
+        typer.echo(module.format_summary(result.summary))
+
+    command.__doc__ = help_text
+    return command
+
+
+train_app.command("grokking")(
+    _make_train_command(
+        "grokking", "Train a grokking run (modular arithmetic) and print its summary."
+    )
+)
+train_app.command("induction")(
+    _make_train_command(
+        "induction", "Train an attention-only model on repeated sequences; induction heads form."
+    )
+)
 
 
 @app.command()
@@ -119,11 +145,13 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 def presets(experiment: Annotated[str, typer.Argument()] = "grokking") -> None:
     """Print an experiment's presets as JSON."""
     from interp.config import to_dict
-    from interp.experiments import grokking
 
-    if experiment != "grokking":
-        _fail(ValueError(f"unknown experiment {experiment!r}; known: ['grokking']"))
-    typer.echo(json.dumps({k: to_dict(v.resolve()) for k, v in grokking.PRESETS.items()}, indent=2))
+    try:
+        module = _experiment(experiment)
+    except KeyError as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps({k: to_dict(v.resolve()) for k, v in module.PRESETS.items()}, indent=2))
 
 
 @app.command()

@@ -100,3 +100,28 @@ def induction_training_batch(
         dst = int(torch.randint(src + span, seq_len - span + 1, (1,), generator=gen))
         toks[row, dst : dst + span] = toks[row, src : src + span]
     return toks
+
+
+def periodic_batch(
+    n: int,
+    seq_len: int,
+    vocab_range: tuple[int, int],
+    seed: int,
+    min_period: int = 4,
+) -> Int[Tensor, "n seq_len"]:
+    """Sequences that repeat a random segment: each row draws a period P in
+    ``min_period`` … ``seq_len // 2`` and tiles P random tokens to ``seq_len``.
+
+    Everything after the first period is predictable in context only, which
+    makes induction heads form quickly (the variable period stops a model from
+    solving it with fixed positional offsets).
+    """
+    _check_range(vocab_range, seq_len, unique=False)
+    if seq_len < 2 * min_period:
+        raise ValueError(f"seq_len {seq_len} must be at least 2 × min_period ({2 * min_period})")
+    lo, hi = vocab_range
+    gen = torch.Generator().manual_seed(seed)
+    periods = torch.randint(min_period, seq_len // 2 + 1, (n,), generator=gen)
+    base = torch.randint(lo, hi, (n, seq_len), generator=gen)
+    pos = torch.arange(seq_len)
+    return torch.gather(base, 1, pos[None, :] % periods[:, None])

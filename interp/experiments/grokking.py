@@ -23,22 +23,17 @@ Presets:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import torch
-
-from interp.config import ConfigError, apply_overrides, check_int, to_dict
+from interp.config import ConfigError, apply_overrides, check_int
 from interp.data.modular import ModularConfig, ModularData, make_modular
+from interp.experiments.common import prepare_run
 from interp.models import MLPConfig, TransformerConfig, make_model
-from interp.training.store import RunStore
 from interp.training.trainer import (
     ClassificationTask,
     TrainConfig,
     TrainResult,
-    configure_threads,
-    resolve_device,
     train,
 )
 
@@ -213,20 +208,7 @@ def run(
 ) -> TrainResult:
     """Train one grokking run into ``run_dir`` (resuming if it holds this config)."""
     cfg = cfg.resolve()
-    dev = resolve_device(device)
-    n_threads = configure_threads(threads)
-    store = RunStore(run_dir)
-    runtime = {"device": str(dev), "threads": n_threads, "torch": torch.__version__}
-    if store.exists():
-        before = store.read_config().get("runtime", {})
-        if before and (before.get("threads"), before.get("device")) != (n_threads, str(dev)):
-            warnings.warn(
-                f"{run_dir} was started with {before.get('threads')} thread(s) on "
-                f"{before.get('device')}; resuming with {n_threads} on {dev}. The result is "
-                "bit-identical to an uninterrupted run only with the same thread count and device.",
-                stacklevel=2,
-            )
-    store.init(EXPERIMENT, to_dict(cfg), runtime)
+    store, dev = prepare_run(EXPERIMENT, cfg, run_dir, device, threads)
     task = make_task(cfg)
     model = make_model(cfg.model, seed=cfg.seed, device=dev)
     return train(

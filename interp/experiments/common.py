@@ -1,0 +1,40 @@
+"""What every experiment's ``run`` does before training: device, threads, run dir."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+
+from interp.config import to_dict
+from interp.training.store import RunStore
+from interp.training.trainer import configure_threads, resolve_device
+
+
+def prepare_run(
+    experiment: str, cfg: Any, run_dir: str, device: str, threads: int | None
+) -> tuple[RunStore, torch.device]:
+    """Resolve the device and thread count, then create ``run_dir`` for ``cfg``
+    or accept it when it already holds this config (a resume).
+
+    Raises before anything is written when the device is unavailable or the
+    directory holds another config. Warns when a resume uses another thread
+    count or device than the run started with: bit-identity with an
+    uninterrupted run holds only for the same ones.
+    """
+    dev = resolve_device(device)
+    n_threads = configure_threads(threads)
+    store = RunStore(run_dir)
+    runtime = {"device": str(dev), "threads": n_threads, "torch": torch.__version__}
+    if store.exists():
+        before = store.read_config().get("runtime", {})
+        if before and (before.get("threads"), before.get("device")) != (n_threads, str(dev)):
+            warnings.warn(
+                f"{run_dir} was started with {before.get('threads')} thread(s) on "
+                f"{before.get('device')}; resuming with {n_threads} on {dev}. The result is "
+                "bit-identical to an uninterrupted run only with the same thread count and device.",
+                stacklevel=3,
+            )
+    store.init(experiment, to_dict(cfg), runtime)
+    return store, dev

@@ -1,0 +1,83 @@
+"""Language-modelling tasks for the trainer.
+
+:class:`GeneratedLMTask` trains a next-token model on sequences generated
+afresh for every step by a seeded generator (infinite data, nothing to store),
+and evaluates on fixed held-out batches. Batch ``s`` is a pure function of
+(seed, s), so a resumed run sees exactly the batches an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+Generator = Callable[[int, int], Tensor]  # (batch size, seed) -> tokens [batch, seq]
+
+
+def next_token_logits(
+    model: nn.Module, tokens: Int[Tensor, "batch seq"]
+) -> Float[Tensor, "batch_x_pos vocab"]:
+    """Logits predicting tokens 1 … seq−1, flattened to rows for cross-entropy."""
+    logits = model(tokens[:, :-1])
+    return logits.reshape(-1, logits.shape[-1])
+
+
+@dataclass
+class GeneratedLMTask:
+    """Next-token prediction on generated sequences.
+
+    ``generate(n, seed)`` returns ``n`` sequences; training step ``s`` uses
+    seed ``seed·1_000_003 + s``; ``train_eval`` and ``test_eval`` are fixed
+    batches drawn from seeds the training stream never uses. ``probes`` are
+    extra named token batches whose per-position loss is summarised by
+    ``probe_metrics`` (e.g. the loss on the second copy of repeated tokens).
+    """
+
+    generate: Generator
+    train_eval: Int[Tensor, "n seq"]
+    test_eval: Int[Tensor, "m seq"]
+    probe_metrics: Callable[[nn.Module], dict[tuple[str, str], float]] | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        for name in ("train_eval", "test_eval"):
+            t = getattr(self, name)
+            if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] < 2:
+                raise ValueError(
+                    f"{name} must be a non-empty [batch, seq>=2] tensor, got {tuple(t.shape)}"
+                )
+
+    def to(self, device: torch.device) -> GeneratedLMTask:
+        return GeneratedLMTask(
+            self.generate,
+            self.train_eval.to(device),
+            self.test_eval.to(device),
+            self.probe_metrics,
+            torch.device(device),
+        )
+
+    def batch(self, step: int, batch_size: int | None, seed: int) -> tuple[Tensor, Tensor]:
+        if batch_size is None:
+            raise ValueError("a generated LM task needs train.batch_size")
+        toks = self.generate(batch_size, seed * 1_000_003 + step).to(self.device)
+        return toks, toks[:, 1:].reshape(-1)
+
+    def logits(self, model: nn.Module, inputs: Tensor) -> Tensor:
+        return next_token_logits(model, inputs)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loss_dtype: torch.dtype) -> dict[tuple[str, str], float]:
+        res: dict[tuple[str, str], float] = {}
+        for split, toks in (("train", self.train_eval), ("test", self.test_eval)):
+            logits = next_token_logits(model, toks)
+            target = toks[:, 1:].reshape(-1)
+            res[(split, "loss")] = F.cross_entropy(logits.to(loss_dtype), target).item()
+            res[(split, "accuracy")] = (logits.argmax(-1) == target).double().mean().item()
+        if self.probe_metrics is not None:
+            res.update(self.probe_metrics(model))
+        return res
