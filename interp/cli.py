@@ -141,6 +141,74 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     typer.echo(str(path))
 
 
+viz_app = typer.Typer(no_args_is_help=True, help="Write one visualisation as offline HTML.")
+app.add_typer(viz_app, name="viz")
+
+
+def parse_token_text(text: str, d_vocab: int) -> list[int]:
+    """Token ids from ``--text`` for models without a tokenizer: whitespace- or
+    comma-separated integers, each in [0, d_vocab)."""
+    parts = text.replace(",", " ").split()
+    if not parts:
+        raise ValueError("--text is empty")
+    ids = []
+    for p in parts:
+        if not p.lstrip("-").isdigit():
+            raise ValueError(
+                f"--text token {p!r} is not an integer id; this model has no tokenizer, so "
+                "give token ids, e.g. --text '3 17 42 3 17'"
+            )
+        if not 0 <= int(p) < d_vocab:
+            raise ValueError(f"--text token {p} is outside the vocabulary [0, {d_vocab})")
+        ids.append(int(p))
+    return ids
+
+
+@viz_app.command("attention")
+def viz_attention(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory of a transformer run.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="HTML file to write.")],
+    step: Annotated[int | None, typer.Option(help="Checkpoint step (default: last).")] = None,
+    text: Annotated[
+        str | None, typer.Option(help="Token ids to show, e.g. '3 17 42 3 17' (default: probe).")
+    ] = None,
+    layer: Annotated[list[int] | None, typer.Option(help="Layer(s) to show (repeatable).")] = None,
+    head: Annotated[list[int] | None, typer.Option(help="Head(s) to show (repeatable).")] = None,
+) -> None:
+    """circuitsvis attention patterns at one checkpoint, as HTML that opens offline."""
+    import torch
+
+    from interp.training.store import open_run
+    from interp.viz.circuits import write_attention_html
+
+    try:
+        run = open_run(run_dir)
+        model = run.load(step)
+        if not hasattr(model, "cfg") or not hasattr(model.cfg, "n_heads"):
+            raise ValueError(f"{run_dir} holds a model without attention heads")
+        if text is not None:
+            tokens = torch.tensor(parse_token_text(text, model.cfg.d_vocab))
+        elif run.experiment == "induction":
+            from interp.experiments.induction import probe_tokens
+
+            tokens = probe_tokens(run.config)[0]
+        else:
+            raise ValueError("give --text with the token ids to show")
+        shown = run.last_step if step is None else step
+        path = write_attention_html(
+            out,
+            model,
+            tokens,
+            layers=layer,
+            heads=head,
+            title=f"attention: {run.path.name}, step {shown}",
+        )
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    typer.echo(str(path))
+
+
 @app.command()
 def presets(experiment: Annotated[str, typer.Argument()] = "grokking") -> None:
     """Print an experiment's presets as JSON."""

@@ -19,10 +19,17 @@ from interp.viz.circuits import write_attention_html
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 INJECTED = "</script><img src=x onerror=\"document.title='pwned'\">"
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # network off: every request goes to a closed local port, no DNS
-    "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
     "--virtual-time-budget=5000",
 ]
 
@@ -33,8 +40,12 @@ def _chromium(tmp_path, *args):
             pytest.fail("chromium is not installed in CI (.ci/run should install it)")
         pytest.skip("chromium not installed (apt-get install chromium) - browser test skipped")
     profile = tmp_path / "profile"
-    out = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return out
 
 

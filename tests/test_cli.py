@@ -146,3 +146,54 @@ def test_sigkill_at_any_point_then_resume_is_bit_identical(tmp_path):
     assert (tmp_path / "ref" / "metrics.jsonl").read_text() == (
         killed / "metrics.jsonl"
     ).read_text()
+
+
+def test_induction_train_report_and_attention_view(tmp_path):
+    run = tmp_path / "ind"
+    out = interp(
+        "train",
+        "induction",
+        "--preset",
+        "tiny",
+        "--run-dir",
+        str(run),
+        "--quiet",
+        "--device",
+        "cpu",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "t_induction" in out.stdout
+    out = interp("report", str(run))
+    assert out.returncode == 0, out.stderr
+    html = (run / "report.html").read_text()
+    assert html.count("plotly.js v") == 1 and "var CircuitsVis" in html
+    assert "induction_scores" in html and "CircuitsVis.AttentionHeads" in html
+    assert (run / "analysis").is_dir()
+
+    view = tmp_path / "view.html"
+    out = interp(
+        "viz",
+        "attention",
+        str(run),
+        "--step",
+        "20",
+        "--text",
+        "1 2 3 1 2 3",
+        "--layer",
+        "1",
+        "-o",
+        str(view),
+    )
+    assert out.returncode == 0, out.stderr
+    page = view.read_text()
+    assert page.count("CircuitsVis.AttentionHeads") == 1 and '"L1H0"' in page
+    bad = tmp_path / "bad.html"
+    for args, msg in [
+        (["--text", "1 two"], "not an integer id"),
+        (["--text", "1 999"], "outside the vocabulary [0, 16)"),
+        (["--head", "7"], "head index [7] out of range 0..1"),
+        (["--step", "3"], "no checkpoint at step 3"),
+    ]:
+        out = interp("viz", "attention", str(run), "-o", str(bad), *args)
+        assert out.returncode == 2 and msg in out.stderr, (args, out.stderr)
+    assert not bad.exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -165,4 +166,87 @@ def fourier_spectrum(
         yaxis_title="‖W_E along cos_k, sin_k‖",
         title=title or f"embedding Fourier spectrum (key frequencies: {list(key_freqs)})",
     )
+    return fig
+
+
+def head_score_heatmap(sweep_df: pd.DataFrame, metric: str, title: str = "") -> go.Figure:
+    """A per-head score over checkpoints: rows are heads (L{layer}H{head}), columns steps."""
+    d = sweep_df[(sweep_df["metric"] == metric) & sweep_df["layer"].notna()]
+    if d.empty:
+        raise ValueError(f"no per-head rows for metric {metric!r}")
+    d = d.assign(headname=[f"L{int(r.layer)}H{int(r.head)}" for r in d.itertuples()])
+    piv = d.pivot_table(index="headname", columns="step", values="value")
+    order = sorted(piv.index, key=lambda n: tuple(int(x) for x in n[1:].split("H")))
+    piv = piv.loc[order]
+    fig = go.Figure(
+        go.Heatmap(
+            z=piv.values,
+            x=[str(s) for s in piv.columns],
+            y=list(piv.index),
+            colorscale="Viridis",
+            colorbar={"title": metric},
+        )
+    )
+    fig.update_layout(
+        title=title or metric,
+        xaxis_title="step (checkpoint)",
+        yaxis_title="head",
+        height=max(300, 28 * len(order) + 150),
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def phase_change_figure(
+    sweep_df: pd.DataFrame,
+    score: str = "induction_scores",
+    icl: str = "icl_score",
+    marks: Mapping[str, int | None] | None = None,
+) -> go.Figure:
+    """Olsson et al. Fig. 2 style: the best head's score and the ICL score vs step."""
+    heads = sweep_df[(sweep_df["metric"] == score) & sweep_df["layer"].notna()]
+    best = heads.groupby("step")["value"].max()
+    icl_s = sweep_df[(sweep_df["metric"] == icl) & sweep_df["layer"].isna()].set_index("step")[
+        "value"
+    ]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Scatter(x=best.index, y=best.values, name=f"max {score}", mode="lines+markers")
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=icl_s.index, y=icl_s.values, name=icl, mode="lines+markers", line={"color": "#d62728"}
+        ),
+        secondary_y=True,
+    )
+    for label, step in (marks or {}).items():
+        if step:
+            fig.add_vline(
+                x=step, line_dash="dot", line_color="gray", annotation_text=f"{label}={step}"
+            )
+    fig.update_yaxes(title_text=f"max {score}", range=[0, 1.02], secondary_y=False)
+    fig.update_yaxes(title_text=f"{icl} (loss late − early)", secondary_y=True)
+    fig.update_layout(title="phase change", xaxis_title="step", height=420)
+    return fig
+
+
+def composition_figure(scores: Mapping[str, Any], title: str = "") -> go.Figure:
+    """Q/K/V composition matrices: earlier heads (rows) into later heads (columns)."""
+    kinds = [k for k in ("q_composition", "k_composition", "v_composition") if k in scores]
+    if not kinds:
+        raise ValueError("no composition scores to plot")
+    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=kinds, horizontal_spacing=0.08)
+    for i, kind in enumerate(kinds, start=1):
+        t = scores[kind]
+        n_layers, n_heads = t.shape[0], t.shape[1]
+        src = [f"L{l1}H{h1}" for l1 in range(n_layers - 1) for h1 in range(n_heads)]
+        dst = [f"L{l2}H{h2}" for l2 in range(1, n_layers) for h2 in range(n_heads)]
+        z = t[: n_layers - 1, :, 1:, :].reshape(len(src), len(dst)).tolist()
+        fig.add_trace(go.Heatmap(z=z, x=dst, y=src, coloraxis="coloraxis"), row=1, col=i)
+    fig.update_layout(
+        title=title or "composition scores (earlier head → later head)",
+        height=420,
+        coloraxis={"colorscale": "Viridis"},
+    )
+    fig.update_yaxes(autorange="reversed")
     return fig

@@ -16,8 +16,15 @@ import plotly.graph_objects as go
 from interp.training.store import atomic_write_text
 
 
-def figures_html(figures: Sequence[go.Figure], title: str, intro_html: str = "") -> str:
-    """One self-contained HTML page: plotly.js inlined once, then each figure."""
+def figures_html(
+    figures: Sequence[go.Figure],
+    title: str,
+    intro_html: str = "",
+    extra_body: str = "",
+    extra_head: str = "",
+) -> str:
+    """One self-contained HTML page: plotly.js inlined once, then each figure,
+    then ``extra_body`` (e.g. circuitsvis views whose bundle is in ``extra_head``)."""
     parts = []
     for i, fig in enumerate(figures):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%"))
@@ -27,17 +34,17 @@ def figures_html(figures: Sequence[go.Figure], title: str, intro_html: str = "")
         f"<title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-        ".fig{margin:1.5em 0}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{intro_html}{body}</body></html>\n"
+        f".fig{{margin:1.5em 0}}</style>{extra_head}</head><body>"
+        f"<h1>{html.escape(title)}</h1>{intro_html}{body}{extra_body}</body></html>\n"
     )
 
 
 def write_figures(
-    figures: Sequence[go.Figure], path: str | Path, title: str, intro_html: str = ""
+    figures: Sequence[go.Figure], path: str | Path, title: str, intro_html: str = "", **kw: str
 ) -> Path:
-    """Write :func:`figures_html` atomically to ``path``."""
+    """Write :func:`figures_html` atomically to ``path`` (``kw``: extra_body, extra_head)."""
     path = Path(path)
-    atomic_write_text(path, figures_html(figures, title, intro_html))
+    atomic_write_text(path, figures_html(figures, title, intro_html, **kw))
     return path
 
 
@@ -56,7 +63,101 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def write_run_report(run_path: str | Path, steps_for_spectrum: Sequence[int] | None = None) -> Path:
+def write_run_report(run_path: str | Path) -> Path:
+    """Write ``RUN_DIR/report.html`` with the layout of the run's experiment."""
+    from interp.training.store import open_run
+
+    run = open_run(run_path)
+    writers = {"grokking": write_grokking_report, "induction": write_induction_report}
+    if run.experiment not in writers:
+        raise ValueError(f"no report layout for experiment {run.experiment!r}")
+    return writers[run.experiment](run)
+
+
+def write_induction_report(run: Any) -> Path:
+    """Head analyzers over checkpoints, the phase change, composition at the
+    last checkpoint and circuitsvis attention views of the probe (offline)."""
+    from interp.analysis import (
+        composition_scores,
+        copying_scores,
+        direct_logit_copying,
+        duplicate_token_scores,
+        icl_score,
+        induction_scores,
+        prefix_matching_scores,
+        prev_token_scores,
+    )
+    from interp.analysis.heads import attention_patterns
+    from interp.analysis.sweep import sweep
+    from interp.experiments.induction import probe_tokens
+    from interp.viz.circuits import attention_view, circuitsvis_bundle
+    from interp.viz.figures import (
+        composition_figure,
+        head_score_heatmap,
+        phase_change_figure,
+        training_curves,
+    )
+
+    analyzers = [
+        prev_token_scores,
+        duplicate_token_scores,
+        induction_scores,
+        prefix_matching_scores,
+        copying_scores,
+        direct_logit_copying,
+        icl_score,
+    ]
+    df = sweep(run, analyzers)
+    summary = run.summary() or {}
+    marks = {"t_induction": summary.get("t_induction")}
+    final = run.load(run.last_step)
+    figures = [
+        phase_change_figure(df, marks=marks),
+        training_curves(run.metrics(), title="next-token loss and accuracy"),
+        *[
+            head_score_heatmap(df, m)
+            for m in (
+                "induction_scores",
+                "prev_token_scores",
+                "prefix_matching_scores",
+                "copying_scores",
+                "direct_logit_copying",
+            )
+        ],
+        composition_figure(composition_scores(final), f"composition at step {run.last_step}"),
+    ]
+    probe = probe_tokens(run.config)[0]
+    pats = attention_patterns(final, probe[None])[0]
+    labels = [str(int(t)) for t in probe]
+    views = [
+        attention_view(
+            pats[layer],
+            labels,
+            [f"L{layer}H{h}" for h in range(pats.shape[1])],
+            f"attention at step {run.last_step}, layer {layer} (probe: two copies)",
+        )
+        for layer in range(pats.shape[0])
+    ]
+    cfg = run.config
+    info = {
+        "run": str(run.path),
+        "data": f"{cfg.data.kind} sequences, vocab {cfg.data.vocab}, length {cfg.data.seq_len}",
+        "model": f"{cfg.model.n_layers} layers × {cfg.model.n_heads} heads, "
+        f"d_model {cfg.model.d_model}" + (", attention-only" if cfg.model.d_mlp is None else ""),
+        "seed": cfg.seed,
+        **{k: v for k, v in summary.items()},
+    }
+    return write_figures(
+        figures,
+        run.path / "report.html",
+        f"induction report: {run.path.name}",
+        table_html(info),
+        extra_body="\n".join(views),
+        extra_head=f"<script>{circuitsvis_bundle()}</script>",
+    )
+
+
+def write_grokking_report(run: Any, steps_for_spectrum: Sequence[int] | None = None) -> Path:
     """Sweep the progress measures of a grokking run and write ``RUN_DIR/report.html``.
 
     The page holds the run summary, training curves, progress measures and the
@@ -69,13 +170,9 @@ def write_run_report(run_path: str | Path, steps_for_spectrum: Sequence[int] | N
         token_embedding,
     )
     from interp.analysis.sweep import sweep
-    from interp.training.store import open_run
     from interp.training.trainer import summarize
     from interp.viz.figures import fourier_spectrum, progress_figure, training_curves
 
-    run = open_run(run_path)
-    if run.experiment != "grokking":
-        raise ValueError(f"no report layout for experiment {run.experiment!r} yet")
     metrics = run.metrics()
     summary = summarize(metrics.to_dict("records"))
     marks = {"t_mem": summary["t_mem"], "t_gen": summary["t_gen"]}
