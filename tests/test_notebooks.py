@@ -30,4 +30,5 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
 
 
 def test_notebooks_exist():
-    assert any(p.name.startswith("01_grokking") for p in NOTEBOOKS)
+    names = {p.name for p in NOTEBOOKS}
+    assert {"01_grokking.ipynb", "02_induction_heads.ipynb"} <= names
