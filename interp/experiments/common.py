@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 
-from interp.config import to_dict
+from interp.config import ConfigError, apply_overrides, to_dict
 from interp.training.store import RunStore
 from interp.training.trainer import configure_threads, resolve_device
 
@@ -38,3 +40,31 @@ def prepare_run(
             )
     store.init(experiment, to_dict(cfg), runtime)
     return store, dev
+
+
+def pick_preset(
+    experiment: str,
+    presets: Mapping[str, Any],
+    name: str,
+    seed: int | None = None,
+    overrides: Sequence[str] | None = None,
+) -> Any:
+    """Preset ``name`` with ``seed`` and ``key=value`` overrides applied, then resolved."""
+    if name not in presets:
+        raise ConfigError(f"unknown {experiment} preset {name!r}; choose from {sorted(presets)}")
+    cfg = presets[name]
+    if seed is not None:
+        cfg = replace(cfg, seed=seed)
+    if overrides:
+        cfg = apply_overrides(cfg, list(overrides))
+    return cfg.resolve()
+
+
+def format_fields(summary: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """One aligned ``key: value`` line per summary field (floats to 4 significant digits)."""
+    width = max(len(k) for k in keys)
+    lines = []
+    for k in keys:
+        v = summary.get(k)
+        lines.append(f"{k:>{width}}: {v:.4g}" if isinstance(v, float) else f"{k:>{width}}: {v}")
+    return "\n".join(lines)

@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from interp.config import ConfigError, apply_overrides, check_int
+from interp.config import ConfigError, check_int
 from interp.data.modular import ModularConfig, ModularData, make_modular
-from interp.experiments.common import prepare_run
+from interp.experiments.common import format_fields, pick_preset, prepare_run
 from interp.models import MLPConfig, TransformerConfig, make_model
 from interp.training.trainer import (
     ClassificationTask,
@@ -171,14 +171,7 @@ def preset(
     name: str, seed: int | None = None, overrides: list[str] | None = None
 ) -> GrokkingConfig:
     """A resolved preset with ``seed`` and ``key=value`` overrides applied."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown grokking preset {name!r}; choose from {sorted(PRESETS)}")
-    cfg = PRESETS[name]
-    if seed is not None:
-        cfg = replace(cfg, seed=seed)
-    if overrides:
-        cfg = apply_overrides(cfg, overrides)
-    return cfg.resolve()
+    return pick_preset(EXPERIMENT, PRESETS, name, seed, overrides)
 
 
 def make_data(cfg: GrokkingConfig) -> ModularData:
@@ -224,21 +217,19 @@ def run(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """One human-readable line per summary field."""
-    keys = [
-        "t_mem",
-        "t_gen",
-        "t_gen_over_t_mem",
-        "final_train_loss",
-        "final_test_loss",
-        "final_train_accuracy",
-        "final_test_accuracy",
-    ]
-    out = []
-    for k in keys:
-        v = summary.get(k)
-        out.append(f"{k:>22}: {v:.4g}" if isinstance(v, float) else f"{k:>22}: {v}")
-    return "\n".join(out)
+    """The summary fields a user looks at first, one per line."""
+    return format_fields(
+        summary,
+        [
+            "t_mem",
+            "t_gen",
+            "t_gen_over_t_mem",
+            "final_train_loss",
+            "final_test_loss",
+            "final_train_accuracy",
+            "final_test_accuracy",
+        ],
+    )
 
 
 __all__ = [

@@ -32,13 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from interp.config import ConfigError, apply_overrides, check_choice, check_int
+from interp.config import ConfigError, check_choice, check_int
 from interp.data.sequences import (
     induction_training_batch,
     periodic_batch,
     repeated_random_tokens,
 )
-from interp.experiments.common import prepare_run
+from interp.experiments.common import format_fields, pick_preset, prepare_run
 from interp.models import TransformerConfig, make_model
 from interp.training.store import SUMMARY_FILE, atomic_write_json
 from interp.training.tasks import GeneratedLMTask, next_token_logits
@@ -180,14 +180,7 @@ def preset(
     name: str, seed: int | None = None, overrides: list[str] | None = None
 ) -> InductionConfig:
     """A resolved preset with ``seed`` and ``key=value`` overrides applied."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown induction preset {name!r}; choose from {sorted(PRESETS)}")
-    cfg = PRESETS[name]
-    if seed is not None:
-        cfg = replace(cfg, seed=seed)
-    if overrides:
-        cfg = apply_overrides(cfg, overrides)
-    return cfg.resolve()
+    return pick_preset(EXPERIMENT, PRESETS, name, seed, overrides)
 
 
 def probe_tokens(cfg: InductionConfig) -> torch.Tensor:
@@ -274,15 +267,14 @@ def run(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    keys = [
-        "t_induction",
-        "final_test_loss",
-        "final_probe_loss_first_copy",
-        "final_probe_loss_second_copy",
-        "final_probe_copy_accuracy",
-    ]
-    out = []
-    for k in keys:
-        v = summary.get(k)
-        out.append(f"{k:>30}: {v:.4g}" if isinstance(v, float) else f"{k:>30}: {v}")
-    return "\n".join(out)
+    """The summary fields a user looks at first, one per line."""
+    return format_fields(
+        summary,
+        [
+            "t_induction",
+            "final_test_loss",
+            "final_probe_loss_first_copy",
+            "final_probe_loss_second_copy",
+            "final_probe_copy_accuracy",
+        ],
+    )
