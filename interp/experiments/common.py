@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import torch
 
 from interp.config import ConfigError, apply_overrides, to_dict
-from interp.training.store import RunStore
-from interp.training.trainer import configure_threads, resolve_device
+from interp.models import make_model
+from interp.training.store import SUMMARY_FILE, RunStore, atomic_write_json
+from interp.training.trainer import TrainResult, configure_threads, resolve_device, train
 
 
 def prepare_run(
@@ -68,3 +69,40 @@ def format_fields(summary: Mapping[str, Any], keys: Sequence[str]) -> str:
         v = summary.get(k)
         lines.append(f"{k:>{width}}: {v:.4g}" if isinstance(v, float) else f"{k:>{width}}: {v}")
     return "\n".join(lines)
+
+
+def run_experiment(
+    experiment: str,
+    cfg: Any,
+    make_task: Callable[[Any], Any],
+    run_dir: str,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    quiet: bool = False,
+    stop_after_step: int | None = None,
+    summarize: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+) -> TrainResult:
+    """Resolve ``cfg``, prepare ``run_dir``, build the model and task, train.
+
+    ``summarize`` (default: the trainer's t_mem / t_gen summary) turns the
+    metric rows into the ``summary.json`` of a finished run.
+    """
+    cfg = cfg.resolve()
+    store, dev = prepare_run(experiment, cfg, run_dir, device, threads)
+    model = make_model(cfg.model, seed=cfg.seed, device=dev)
+    result = train(
+        model,
+        make_task(cfg),
+        cfg.train,
+        store,
+        cfg.seed,
+        device=dev,
+        quiet=quiet,
+        stop_after_step=stop_after_step,
+    )
+    if summarize is not None and result.summary:
+        summary = summarize(store.read_metric_rows()) | {"steps": cfg.train.steps}
+        atomic_write_json(store.path / SUMMARY_FILE, summary)
+        result.summary = summary
+    return result

@@ -28,13 +28,12 @@ from typing import Any
 
 from interp.config import ConfigError, check_int
 from interp.data.modular import ModularConfig, ModularData, make_modular
-from interp.experiments.common import format_fields, pick_preset, prepare_run
-from interp.models import MLPConfig, TransformerConfig, make_model
+from interp.experiments.common import format_fields, pick_preset, run_experiment
+from interp.models import MLPConfig, TransformerConfig
 from interp.training.trainer import (
     ClassificationTask,
     TrainConfig,
     TrainResult,
-    train,
 )
 
 EXPERIMENT = "grokking"
@@ -200,17 +199,13 @@ def run(
     stop_after_step: int | None = None,
 ) -> TrainResult:
     """Train one grokking run into ``run_dir`` (resuming if it holds this config)."""
-    cfg = cfg.resolve()
-    store, dev = prepare_run(EXPERIMENT, cfg, run_dir, device, threads)
-    task = make_task(cfg)
-    model = make_model(cfg.model, seed=cfg.seed, device=dev)
-    return train(
-        model,
-        task,
-        cfg.train,
-        store,
-        cfg.seed,
-        device=dev,
+    return run_experiment(
+        EXPERIMENT,
+        cfg,
+        make_task,
+        run_dir,
+        device=device,
+        threads=threads,
         quiet=quiet,
         stop_after_step=stop_after_step,
     )

@@ -38,15 +38,14 @@ from interp.data.sequences import (
     periodic_batch,
     repeated_random_tokens,
 )
-from interp.experiments.common import format_fields, pick_preset, prepare_run
-from interp.models import TransformerConfig, make_model
-from interp.training.store import SUMMARY_FILE, atomic_write_json
+from interp.experiments.common import format_fields, pick_preset, run_experiment
+from interp.models import TransformerConfig
 from interp.training.tasks import GeneratedLMTask, next_token_logits
 from interp.training.trainer import (
     TrainConfig,
     TrainResult,
+    final_metrics,
     first_step_at_or_above,
-    train,
 )
 
 EXPERIMENT = "induction"
@@ -227,12 +226,9 @@ def make_task(cfg: InductionConfig) -> GeneratedLMTask:
 def summarize_induction(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Phase change: first evaluated step with probe copy accuracy ≥ 0.5; final
     losses and probe metrics."""
-    last = max(r["step"] for r in rows)
-    final = {f"final_{r['split']}_{r['metric']}": r["value"] for r in rows if r["step"] == last}
     return {
         "t_induction": first_step_at_or_above(rows, "probe", "copy_accuracy", 0.5),
-        "final_step": last,
-        **final,
+        **final_metrics(rows),
     }
 
 
@@ -246,24 +242,17 @@ def run(
     stop_after_step: int | None = None,
 ) -> TrainResult:
     """Train one induction run into ``run_dir`` (resuming if it holds this config)."""
-    cfg = cfg.resolve()
-    store, dev = prepare_run(EXPERIMENT, cfg, run_dir, device, threads)
-    model = make_model(cfg.model, seed=cfg.seed, device=dev)
-    result = train(
-        model,
-        make_task(cfg),
-        cfg.train,
-        store,
-        cfg.seed,
-        device=dev,
+    return run_experiment(
+        EXPERIMENT,
+        cfg,
+        make_task,
+        run_dir,
+        device=device,
+        threads=threads,
         quiet=quiet,
         stop_after_step=stop_after_step,
+        summarize=summarize_induction,
     )
-    if stop_after_step is None or result.summary:
-        summary = summarize_induction(store.read_metric_rows()) | {"steps": cfg.train.steps}
-        atomic_write_json(store.path / SUMMARY_FILE, summary)
-        result.summary = summary
-    return result
 
 
 def format_summary(summary: dict[str, Any]) -> str:

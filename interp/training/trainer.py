@@ -27,7 +27,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from interp.config import ConfigError, check_choice, check_float, check_int, to_dict
+from interp.config import ConfigError, check_choice, check_float, check_int
 from interp.models import move_to, named_weights
 from interp.training.grokfast import GrokfastConfig, GrokfastFilter
 from interp.training.schedule import checkpoint_steps, eval_steps
@@ -429,18 +429,17 @@ def summarize(rows: list[Mapping[str, Any]], threshold: float = ACC_THRESHOLD) -
     ratio; final losses and accuracies (Power et al. 2022 §3; Nanda et al. §5)."""
     t_mem = first_step_at_or_above(rows, "train", "accuracy", threshold)
     t_gen = first_step_at_or_above(rows, "test", "accuracy", threshold)
-    last = max((r["step"] for r in rows), default=None)
-    final = {f"final_{r['split']}_{r['metric']}": r["value"] for r in rows if r["step"] == last}
     return {
         "threshold": threshold,
         "t_mem": t_mem,
         "t_gen": t_gen,
         "t_gen_over_t_mem": (t_gen / t_mem) if (t_mem and t_gen) else None,
-        "final_step": last,
-        **final,
+        **final_metrics(rows),
     }
 
 
-def config_record(cfg: Any) -> dict[str, Any]:
-    """The JSON form of a config stored in ``config.json``."""
-    return to_dict(cfg)
+def final_metrics(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """``final_step`` and every metric at it as ``final_<split>_<metric>``."""
+    last = max((r["step"] for r in rows), default=None)
+    final = {f"final_{r['split']}_{r['metric']}": r["value"] for r in rows if r["step"] == last}
+    return {"final_step": last, **final}
