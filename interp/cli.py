@@ -141,6 +141,67 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     typer.echo(str(path))
 
 
+@train_app.command("tickets")
+def train_tickets(
+    source: Annotated[Path, typer.Option("--from", help="A finished grokking run directory.")],
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory of the ticket.")],
+    step: Annotated[int | None, typer.Option(help="Checkpoint to prune (default: last).")] = None,
+    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
+    rewind: Annotated[int, typer.Option(help="Checkpoint whose weights survive (0 = init).")] = 0,
+    scope: Annotated[str, typer.Option(help="global | layer")] = "global",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Prune a grokking run by magnitude, rewind the survivors, retrain with the mask fixed."""
+    from interp.experiments import tickets
+
+    try:
+        cfg = tickets.ticket_config(source, step, rate, rewind, scope)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        result = tickets.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    if result.resumed_from is not None:
+        typer.echo(f"resumed from step {result.resumed_from}")
+    typer.echo(f"run: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
+    typer.echo(tickets.format_summary(result.summary))
+
+
+tickets_app = typer.Typer(no_args_is_help=True, help="Lottery-ticket masks of grokking runs.")
+app.add_typer(tickets_app, name="tickets")
+
+
+@tickets_app.command("find")
+def tickets_find(
+    run_dir: Annotated[Path, typer.Argument(help="A grokking run directory.")],
+    step: Annotated[int | None, typer.Option(help="Checkpoint to prune (default: last).")] = None,
+    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
+    scope: Annotated[str, typer.Option(help="global | layer")] = "global",
+) -> None:
+    """Magnitude mask of one checkpoint, saved under RUN_DIR/masks/ with its sparsity."""
+    from interp.experiments.tickets import find_mask
+    from interp.pruning.masks import save_mask, sparsity
+    from interp.training.store import open_run
+
+    try:
+        run = open_run(run_dir)
+        step = run.last_step if step is None else step
+        mask = find_mask(run, step, rate, scope)
+        path = save_mask(
+            run.path / "masks" / f"step_{step:08d}_rate{rate:.2f}_{scope}.safetensors",
+            mask,
+            {"step": step, "rate": rate, "scope": scope},
+        )
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    for name, frac in sparsity(mask).items():
+        typer.echo(f"{name:>32}: {frac:.3f} removed")
+    typer.echo(str(path))
+
+
 viz_app = typer.Typer(no_args_is_help=True, help="Write one visualisation as offline HTML.")
 app.add_typer(viz_app, name="viz")
 

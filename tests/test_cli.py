@@ -197,3 +197,36 @@ def test_induction_train_report_and_attention_view(tmp_path):
         out = interp("viz", "attention", str(run), "-o", str(bad), *args)
         assert out.returncode == 2 and msg in out.stderr, (args, out.stderr)
     assert not bad.exists()
+
+
+def test_tickets_find_and_train(tmp_path):
+    dense = tmp_path / "dense"
+    assert (
+        interp(
+            "train", "grokking", "--preset", "tiny", "--run-dir", str(dense), "--quiet"
+        ).returncode
+        == 0
+    )
+    out = interp("tickets", "find", str(dense), "--step", "40", "--rate", "0.6")
+    assert out.returncode == 0, out.stderr
+    assert "total: 0.600 removed" in out.stdout
+    assert (dense / "masks" / "step_00000040_rate0.60_global.safetensors").exists()
+    ticket = tmp_path / "ticket"
+    out = interp("train", "tickets", "--from", str(dense), "--run-dir", str(ticket), "--quiet")
+    assert out.returncode == 0, out.stderr
+    cfg = json.loads((ticket / "config.json").read_text())
+    assert cfg["experiment"] == "tickets" and cfg["config"]["ticket"]["rate"] == 0.6
+    assert (
+        cfg["config"]["ticket"]["source_step"] == 60 and cfg["config"]["ticket"]["rewind_step"] == 0
+    )
+    for args, msg in [
+        (["--rate", "1.5"], "ticket.rate must be in [0.0, 1.0)"),
+        (["--rewind", "3"], "--rewind 3: "),
+    ]:
+        out = interp(
+            "train", "tickets", "--from", str(dense), "--run-dir", str(tmp_path / "bad"), *args
+        )
+        assert out.returncode == 2 and msg in out.stderr, out.stderr
+    assert not (tmp_path / "bad").exists()
+    out = interp("tickets", "find", str(dense), "--rate", "-0.1")
+    assert out.returncode == 2 and "rate (fraction removed) must be in [0, 1)" in out.stderr

@@ -9,6 +9,7 @@ from typing import Any
 EXPERIMENTS = {
     "grokking": ("interp.experiments.grokking", "GrokkingConfig"),
     "induction": ("interp.experiments.induction", "InductionConfig"),
+    "tickets": ("interp.experiments.tickets", "TicketsConfig"),
 }
 
 

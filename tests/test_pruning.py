@@ -1,0 +1,131 @@
+"""Masks on hand-made weights, and a ticket run end to end on the tiny preset."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp import open_run
+from interp.experiments import grokking, tickets
+from interp.models import MLPConfig, make_mlp
+from interp.pruning import (
+    jaccard,
+    load_mask,
+    magnitude_mask,
+    mask_from_scores,
+    prunable_weights,
+    random_mask_like,
+    save_mask,
+    sparsity,
+)
+from interp.training import CorruptCheckpointError
+
+
+def _mlp_with(weights: dict[str, torch.Tensor]):
+    model = make_mlp(MLPConfig(n_tokens=3, d_out=3, d_embed=2, d_hidden=2, bias=True), seed=0)
+    with torch.no_grad():
+        for name, p in model.state_dict(keep_vars=True).items():
+            p.copy_(weights.get(name, torch.zeros_like(p)))
+    return model
+
+
+def test_prunable_weights_are_matrices_not_biases():
+    model = make_mlp(MLPConfig(n_tokens=5, d_out=5, bias=True), seed=0)
+    names = set(prunable_weights(model))
+    assert names == {"embed_a.weight", "embed_b.weight", "hidden.weight", "out.weight"}
+    assert set(prunable_weights(model, include=["hidden.*"])) == {"hidden.weight", "hidden.bias"}
+    with pytest.raises(ValueError, match="no prunable parameters match"):
+        prunable_weights(model, include=["nope*"])
+
+
+def test_magnitude_mask_keeps_exactly_the_largest_entries():
+    values = torch.arange(1, 37, dtype=torch.float32)
+    perm = values[torch.randperm(36, generator=torch.Generator().manual_seed(0))]
+    w = {
+        "embed_a.weight": -perm[:6].reshape(3, 2),  # signs must not matter
+        "embed_b.weight": perm[6:12].reshape(3, 2),
+        "hidden.weight": perm[12:20].reshape(2, 4),
+        "out.weight": perm[20:26].reshape(3, 2),
+    }
+    model = _mlp_with(w)
+    mask = magnitude_mask(model, rate=0.5, scope="global")
+    kept = torch.cat([w[n].abs().flatten()[mask[n].flatten()] for n in w])
+    dropped = torch.cat([w[n].abs().flatten()[~mask[n].flatten()] for n in w])
+    assert kept.numel() == 13 and dropped.numel() == 13  # 26 prunable weights
+    assert kept.min() > dropped.max()
+    layer = magnitude_mask(model, rate=0.5, scope="layer")
+    for n in w:
+        k = w[n].abs().flatten()
+        assert layer[n].sum() == k.numel() // 2
+        assert k[layer[n].flatten()].min() > k[~layer[n].flatten()].max()
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.6, 0.9])
+def test_global_and_per_layer_rates_are_exact(rate):
+    model = make_mlp(MLPConfig(n_tokens=7, d_out=7, d_embed=10, d_hidden=13), seed=1)
+    n_total = sum(p.numel() for p in prunable_weights(model).values())
+    g = magnitude_mask(model, rate, "global")
+    assert sum(int((~m).sum()) for m in g.values()) == round(rate * n_total)
+    per = magnitude_mask(model, rate, "layer")
+    for name, m in per.items():
+        assert int((~m).sum()) == round(rate * m.numel()), name
+    with pytest.raises(ValueError, match=r"rate \(fraction removed\) must be in \[0, 1\)"):
+        magnitude_mask(model, 1.0)
+
+
+def test_ties_are_broken_deterministically():
+    scores = {"w": torch.ones(10)}
+    a, b = mask_from_scores(scores, 0.5, seed=3), mask_from_scores(scores, 0.5, seed=3)
+    assert torch.equal(a["w"], b["w"]) and int(a["w"].sum()) == 5
+
+
+def test_random_mask_matches_per_layer_sparsity_and_jaccard():
+    model = make_mlp(MLPConfig(n_tokens=7, d_out=7, d_embed=10, d_hidden=13), seed=1)
+    mask = magnitude_mask(model, 0.6)
+    rnd = random_mask_like(mask, seed=0)
+    for n in mask:
+        assert int(rnd[n].sum()) == int(mask[n].sum())
+    assert sparsity(rnd) == pytest.approx(sparsity(mask))
+    assert jaccard(mask, mask) == 1.0
+    inverse = {n: ~m for n, m in mask.items()}
+    assert jaccard(mask, inverse) == 0.0
+    half = {"w": torch.tensor([True, True, False, False])}
+    other = {"w": torch.tensor([True, False, True, False])}
+    assert jaccard(half, other) == pytest.approx(1 / 3)
+
+
+def test_mask_files_round_trip_and_detect_corruption(tmp_path):
+    model = make_mlp(MLPConfig(n_tokens=5, d_out=5), seed=0)
+    mask = magnitude_mask(model, 0.6)
+    path = save_mask(tmp_path / "m.safetensors", mask, {"rate": 0.6})
+    back = load_mask(path)
+    assert all(torch.equal(back[n], mask[n]) for n in mask)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError, match="m.safetensors"):
+        load_mask(path)
+
+
+def test_ticket_run_rewinds_and_keeps_pruned_weights_at_zero(tmp_path):
+    dense = tmp_path / "dense"
+    grokking.run(grokking.preset("tiny"), str(dense), device="cpu", quiet=True)
+    cfg = tickets.ticket_config(dense, step=None, rate=0.6, rewind=0)
+    assert cfg.ticket.source_step == 60 and cfg.ticket.rate == 0.6
+    tickets.run(cfg, str(tmp_path / "ticket"), device="cpu", quiet=True, stop_after_step=30)
+    res = tickets.run(cfg, str(tmp_path / "ticket"), device="cpu", quiet=True)  # resumes
+    assert res.resumed_from == 20
+    run = open_run(tmp_path / "ticket")
+    mask = load_mask(tmp_path / "ticket" / tickets.MASK_FILE)
+    assert sparsity(mask)["total"] == pytest.approx(0.6, abs=1e-3)
+    init = open_run(dense).store.load_weights(0)
+    w0 = run.store.load_weights(0)
+    for n, m in mask.items():
+        assert torch.equal(w0[n][m], init[n][m])  # survivors rewound to init
+        for s in run.steps:
+            assert bool((run.store.load_weights(s)[n][~m] == 0).all()), (n, s)
+    # an uninterrupted ticket run ends identical
+    tickets.run(cfg, str(tmp_path / "ticket2"), device="cpu", quiet=True)
+    assert open_run(tmp_path / "ticket2").sha(60) == run.sha(60)
+    with pytest.raises(ValueError, match="has no checkpoint there"):
+        tickets.ticket_config(dense, step=7)
