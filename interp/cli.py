@@ -149,6 +149,12 @@ def train_tickets(
     rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
     rewind: Annotated[int, typer.Option(help="Checkpoint whose weights survive (0 = init).")] = 0,
     scope: Annotated[str, typer.Option(help="global | layer")] = "global",
+    control: Annotated[
+        str, typer.Option(help="ticket | random | dense_l1 | dense_l2 (controls)")
+    ] = "ticket",
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override, e.g. train.weight_decay=0.")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -157,7 +163,15 @@ def train_tickets(
     from interp.experiments import tickets
 
     try:
-        cfg = tickets.ticket_config(source, step, rate, rewind, scope)  # type: ignore[arg-type]
+        cfg = tickets.ticket_config(
+            source,
+            step,
+            rate,
+            rewind,
+            scope,
+            control,
+            list(set_ or []),  # type: ignore[arg-type]
+        )
         t0 = time.perf_counter()
         result = tickets.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
     except _USER_ERRORS as exc:

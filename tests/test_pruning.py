@@ -129,3 +129,30 @@ def test_ticket_run_rewinds_and_keeps_pruned_weights_at_zero(tmp_path):
     assert open_run(tmp_path / "ticket2").sha(60) == run.sha(60)
     with pytest.raises(ValueError, match="has no checkpoint there"):
         tickets.ticket_config(dense, step=7)
+
+
+def test_controls_random_mask_and_norm_matched_dense(tmp_path):
+    dense = tmp_path / "dense"
+    grokking.run(grokking.preset("tiny"), str(dense), device="cpu", quiet=True)
+    ticket_mask = tickets.find_mask(open_run(dense), 60, 0.6)
+
+    rnd_cfg = tickets.ticket_config(dense, control="random", overrides=["train.steps=20"])
+    tickets.run(rnd_cfg, str(tmp_path / "random"), device="cpu", quiet=True)
+    rnd = load_mask(tmp_path / "random" / tickets.MASK_FILE)
+    assert sparsity(rnd) == pytest.approx(sparsity(ticket_mask))
+    assert jaccard(rnd, ticket_mask) < 0.9
+
+    init = open_run(dense).store.load_weights(0)
+    for control, p in (("dense_l1", 1), ("dense_l2", 2)):
+        cfg = tickets.ticket_config(dense, control=control, overrides=["train.steps=20"])
+        tickets.run(cfg, str(tmp_path / control), device="cpu", quiet=True)
+        w0 = open_run(tmp_path / control).store.load_weights(0)
+        target = sum(float((init[n] * m).abs().pow(p).sum()) for n, m in ticket_mask.items())
+        got = sum(float(w0[n].abs().pow(p).sum()) for n in ticket_mask)
+        assert got ** (1 / p) == pytest.approx(target ** (1 / p), rel=1e-5)
+        assert all(bool((w0[n] != 0).any()) for n in ticket_mask)  # dense: nothing pruned
+
+    no_wd = tickets.ticket_config(dense, overrides=["train.weight_decay=0"])
+    assert no_wd.train.weight_decay == 0.0 and no_wd.ticket.control == "ticket"
+    with pytest.raises(ValueError, match="ticket.control"):
+        tickets.ticket_config(dense, control="snip")
