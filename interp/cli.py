@@ -111,12 +111,27 @@ def sweep(
         Path | None, typer.Option(help="Write the tidy table here (.csv or .json).")
     ] = None,
 ) -> None:
-    """Run the progress-measure analyzers over every checkpoint."""
-    from interp.analysis import fourier_progress
-    from interp.analysis import sweep as do_sweep
+    """Run the experiment's analyzers over every checkpoint (Fourier progress
+    measures for grokking and ticket runs, head analyzers for induction runs)."""
+    from interp import analysis as an
+    from interp.training.store import open_run
 
     try:
-        df = do_sweep(run_dir, [fourier_progress])
+        run = open_run(run_dir)
+        if run.experiment == "induction":
+            analyzers = [
+                an.prev_token_scores,
+                an.duplicate_token_scores,
+                an.induction_scores,
+                an.prefix_matching_scores,
+                an.copying_scores,
+                an.direct_logit_copying,
+                an.composition_scores,
+                an.icl_score,
+            ]
+        else:
+            analyzers = [an.fourier_progress]
+        df = an.sweep(run, analyzers)
     except _USER_ERRORS as exc:
         _fail(exc)
         return

@@ -169,6 +169,11 @@ def test_induction_train_report_and_attention_view(tmp_path):
     assert html.count("plotly.js v") == 1 and "var CircuitsVis" in html
     assert "induction_scores" in html and "CircuitsVis.AttentionHeads" in html
     assert (run / "analysis").is_dir()
+    out = interp("sweep", str(run), "--out", str(tmp_path / "heads.csv"))
+    assert out.returncode == 0, out.stderr
+    heads = pd.read_csv(tmp_path / "heads.csv")
+    assert {"induction_scores", "prefix_matching_scores", "icl_score"} <= set(heads["metric"])
+    assert heads["layer"].notna().any()
 
     view = tmp_path / "view.html"
     out = interp(
