@@ -231,6 +231,34 @@ def tickets_find(
     typer.echo(str(path))
 
 
+@tickets_app.command("overlap")
+def tickets_overlap(
+    run_dir: Annotated[Path, typer.Argument(help="A grokking run directory.")],
+    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
+    scope: Annotated[str, typer.Option(help="global | layer")] = "global",
+) -> None:
+    """Masks of every checkpoint: Jaccard overlap (step × step) and the share of kept
+    embedding weight in the key frequencies; writes RUN_DIR/analysis/mask_overlap.*"""
+    from interp.pruning.overlap import masks_over_checkpoints, overlap_table, ticket_structure
+    from interp.training.store import atomic_write_text, open_run
+    from interp.viz.figures import mask_overlap_heatmap
+    from interp.viz.report import write_figures
+
+    try:
+        run = open_run(run_dir)
+        table = overlap_table(masks_over_checkpoints(run, rate, scope))
+        structure = ticket_structure(run, rate, scope)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    out = run.path / "analysis"
+    atomic_write_text(out / "mask_overlap.csv", table.to_csv(index=False))
+    atomic_write_text(out / "ticket_structure.csv", structure.to_csv(index=False))
+    write_figures([mask_overlap_heatmap(table)], out / "mask_overlap.html", "mask overlap")
+    typer.echo(structure.to_string(index=False))
+    typer.echo(str(out / "mask_overlap.html"))
+
+
 viz_app = typer.Typer(no_args_is_help=True, help="Write one visualisation as offline HTML.")
 app.add_typer(viz_app, name="viz")
 

@@ -233,5 +233,9 @@ def test_tickets_find_and_train(tmp_path):
         )
         assert out.returncode == 2 and msg in out.stderr, out.stderr
     assert not (tmp_path / "bad").exists()
+    out = interp("tickets", "overlap", str(dense), "--rate", "0.6")
+    assert out.returncode == 0, out.stderr
+    assert (dense / "analysis" / "mask_overlap.csv").exists()
+    assert "jaccard_with_final" in out.stdout
     out = interp("tickets", "find", str(dense), "--rate", "-0.1")
     assert out.returncode == 2 and "rate (fraction removed) must be in [0, 1)" in out.stderr

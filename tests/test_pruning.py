@@ -156,3 +156,47 @@ def test_controls_random_mask_and_norm_matched_dense(tmp_path):
     assert no_wd.train.weight_decay == 0.0 and no_wd.ticket.control == "ticket"
     with pytest.raises(ValueError, match="ticket.control"):
         tickets.ticket_config(dense, control="snip")
+
+
+def test_overlap_across_checkpoints_and_kept_key_frequency_share(tmp_path):
+    import math
+
+    from interp.pruning.overlap import (
+        embedding_and_mask,
+        kept_key_frequency_share,
+        masks_over_checkpoints,
+        overlap_table,
+        ticket_structure,
+    )
+
+    dense = tmp_path / "dense"
+    grokking.run(grokking.preset("tiny"), str(dense), device="cpu", quiet=True)
+    run = open_run(dense)
+    masks = masks_over_checkpoints(run, 0.6)
+    table = overlap_table(masks)
+    assert len(table) == len(run.steps) ** 2
+    diag = table[table.step_a == table.step_b]
+    assert (diag.jaccard == 1.0).all()
+    piv = table.pivot_table(index="step_a", columns="step_b", values="jaccard")
+    assert (piv.values == piv.values.T).all()
+    structure = ticket_structure(run, 0.6)
+    assert structure.jaccard_with_final.iloc[-1] == 1.0
+    assert structure.kept_key_frequency_share.between(0, 1).all()
+
+    # hand-built: an embedding holding only frequency 3 of Z_17
+    p = 17
+    x = torch.arange(p, dtype=torch.float64)
+    emb = torch.stack([torch.cos(2 * math.pi * 3 * x / p), torch.sin(2 * math.pi * 3 * x / p)], 1)
+    full = torch.ones(p, 2, dtype=torch.bool)
+    assert kept_key_frequency_share(emb, full, [3]) == pytest.approx(1.0)
+    assert kept_key_frequency_share(emb, full, [5]) == pytest.approx(0.0, abs=1e-12)
+    sparse = full.clone()
+    sparse[::2] = False  # masking breaks the pure frequency: the share drops
+    assert kept_key_frequency_share(emb, sparse, [3]) < 0.9
+
+    model = run.load()
+    emb_t, m_t = embedding_and_mask(model, masks[run.last_step], 17)
+    assert emb_t.shape == m_t.shape == (17, model.cfg.d_model)
+    mlp = make_mlp(MLPConfig(n_tokens=5, d_out=5, d_embed=3), seed=0)
+    emb_m, m_m = embedding_and_mask(mlp, magnitude_mask(mlp, 0.5), 5)
+    assert emb_m.shape == m_m.shape == (5, 6)

@@ -250,3 +250,27 @@ def composition_figure(scores: Mapping[str, Any], title: str = "") -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def mask_overlap_heatmap(table: pd.DataFrame, title: str = "") -> go.Figure:
+    """Jaccard overlap of the masks cut at every pair of checkpoints (step × step)."""
+    piv = table.pivot_table(index="step_a", columns="step_b", values="jaccard")
+    labels = [str(s) for s in piv.index]
+    fig = go.Figure(
+        go.Heatmap(
+            z=piv.values,
+            x=labels,
+            y=labels,
+            colorscale="Viridis",
+            zmin=0,
+            zmax=1,
+            colorbar={"title": "Jaccard"},
+        )
+    )
+    fig.update_layout(
+        title=title or "mask overlap across checkpoints",
+        height=600,
+        xaxis_title="step",
+        yaxis_title="step",
+    )
+    return fig
