@@ -40,6 +40,14 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(code=2)
 
 
+def _echo_result(result, run_dir: Path, t0: float, formatter) -> None:
+    """Print where a finished training run is, how long it took, and its summary."""
+    if result.resumed_from is not None:
+        typer.echo(f"resumed from step {result.resumed_from}")
+    typer.echo(f"run: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
+    typer.echo(formatter(result.summary))
+
+
 def _experiment(name: str):
     """The experiment module (presets, run, format_summary) registered as ``name``."""
     from interp.experiments.registry import experiment_module
@@ -83,10 +91,7 @@ def _make_train_command(name: str, help_text: str):
         except _USER_ERRORS as exc:
             _fail(exc)
             return
-        if result.resumed_from is not None:
-            typer.echo(f"resumed from step {result.resumed_from}")
-        typer.echo(f"run: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
-        typer.echo(module.format_summary(result.summary))
+        _echo_result(result, run_dir, t0, module.format_summary)
 
     command.__doc__ = help_text
     return command
@@ -192,10 +197,7 @@ def train_tickets(
     except _USER_ERRORS as exc:
         _fail(exc)
         return
-    if result.resumed_from is not None:
-        typer.echo(f"resumed from step {result.resumed_from}")
-    typer.echo(f"run: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
-    typer.echo(tickets.format_summary(result.summary))
+    _echo_result(result, run_dir, t0, tickets.format_summary)
 
 
 tickets_app = typer.Typer(no_args_is_help=True, help="Lottery-ticket masks of grokking runs.")
