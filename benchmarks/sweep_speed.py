@@ -23,29 +23,10 @@ import time
 import torch
 
 from interp import open_run
-from interp.analysis import (
-    composition_scores,
-    copying_scores,
-    direct_logit_copying,
-    duplicate_token_scores,
-    icl_score,
-    induction_scores,
-    prefix_matching_scores,
-    prev_token_scores,
-    sweep,
-)
+from interp.analysis import HEAD_ANALYZERS, sweep
 from interp.experiments import induction
 
-ANALYZERS = [
-    prev_token_scores,
-    duplicate_token_scores,
-    induction_scores,
-    prefix_matching_scores,
-    copying_scores,
-    direct_logit_copying,
-    composition_scores,
-    icl_score,
-]
+ANALYZERS = list(HEAD_ANALYZERS)
 
 
 def main() -> None:

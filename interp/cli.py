@@ -124,16 +124,7 @@ def sweep(
     try:
         run = open_run(run_dir)
         if run.experiment == "induction":
-            analyzers = [
-                an.prev_token_scores,
-                an.duplicate_token_scores,
-                an.induction_scores,
-                an.prefix_matching_scores,
-                an.copying_scores,
-                an.direct_logit_copying,
-                an.composition_scores,
-                an.icl_score,
-            ]
+            analyzers = list(an.HEAD_ANALYZERS)
         else:
             analyzers = [an.fourier_progress]
         df = an.sweep(run, analyzers)

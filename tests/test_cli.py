@@ -221,6 +221,9 @@ def test_tickets_find_and_train(tmp_path):
     assert out.returncode == 0, out.stderr
     cfg = json.loads((ticket / "config.json").read_text())
     assert cfg["experiment"] == "tickets" and cfg["config"]["ticket"]["rate"] == 0.6
+    out = interp("report", str(ticket))  # a ticket run is a grokking-style run directory
+    assert out.returncode == 0, out.stderr
+    assert "restricted (key freqs only)" in (ticket / "report.html").read_text()
     assert (
         cfg["config"]["ticket"]["source_step"] == 60 and cfg["config"]["ticket"]["rewind_step"] == 0
     )

@@ -29,7 +29,21 @@ from interp.analysis.heads import (
 )
 from interp.analysis.sweep import analyzer_name, sweep
 
+#: Every per-head analyzer of a transformer, in the order reports show them
+#: (what ``interp sweep`` and ``interp report`` run on induction runs).
+HEAD_ANALYZERS = (
+    prev_token_scores,
+    duplicate_token_scores,
+    induction_scores,
+    prefix_matching_scores,
+    copying_scores,
+    direct_logit_copying,
+    composition_scores,
+    icl_score,
+)
+
 __all__ = [
+    "HEAD_ANALYZERS",
     "analyzer_name",
     "attention_patterns",
     "composition_scores",

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from interp.analysis.heads import _check_tokens, default_probe, model_dims, run_cache
+from interp.analysis.heads import default_probe, model_dims, run_cache
 
 
 def per_token_loss(
@@ -33,8 +33,7 @@ def per_token_loss(
     memo: dict[Any, Any] | None = None,
 ) -> Float[Tensor, "batch seq_minus_1"]:
     """Cross-entropy of predicting token i+1 from positions ≤ i."""
-    _check_tokens(model, tokens)
-    logits = run_cache(model, tokens, memo)["logits"].double()
+    logits = run_cache(model, tokens, memo)["logits"].double()  # validates the probe
     targets = tokens[:, 1:].to(logits.device)
     return F.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"

@@ -68,7 +68,11 @@ def write_run_report(run_path: str | Path) -> Path:
     from interp.training.store import open_run
 
     run = open_run(run_path)
-    writers = {"grokking": write_grokking_report, "induction": write_induction_report}
+    writers = {
+        "grokking": write_grokking_report,
+        "tickets": write_grokking_report,  # a ticket run is a grokking-style run directory
+        "induction": write_induction_report,
+    }
     if run.experiment not in writers:
         raise ValueError(f"no report layout for experiment {run.experiment!r}")
     return writers[run.experiment](run)
@@ -77,16 +81,7 @@ def write_run_report(run_path: str | Path) -> Path:
 def write_induction_report(run: Any) -> Path:
     """Head analyzers over checkpoints, the phase change, composition at the
     last checkpoint and circuitsvis attention views of the probe (offline)."""
-    from interp.analysis import (
-        composition_scores,
-        copying_scores,
-        direct_logit_copying,
-        duplicate_token_scores,
-        icl_score,
-        induction_scores,
-        prefix_matching_scores,
-        prev_token_scores,
-    )
+    from interp.analysis import HEAD_ANALYZERS, composition_scores
     from interp.analysis.heads import attention_patterns
     from interp.analysis.sweep import sweep
     from interp.experiments.induction import probe_tokens
@@ -98,16 +93,7 @@ def write_induction_report(run: Any) -> Path:
         training_curves,
     )
 
-    analyzers = [
-        prev_token_scores,
-        duplicate_token_scores,
-        induction_scores,
-        prefix_matching_scores,
-        copying_scores,
-        direct_logit_copying,
-        icl_score,
-    ]
-    df = sweep(run, analyzers)
+    df = sweep(run, list(HEAD_ANALYZERS))
     summary = run.summary() or {}
     marks = {"t_induction": summary.get("t_induction")}
     final = run.load(run.last_step)
