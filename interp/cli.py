@@ -6,6 +6,7 @@
     interp train induction --preset cpu-quick --run-dir runs/ind
     interp sweep RUN_DIR [--out measures.csv]
     interp report RUN_DIR
+    interp experiment tickets --preset cpu-quick [--seed 0 --seed 1] [--jobs 2]
     interp presets grokking
     interp demo [--run-dir runs/demo]
 """
@@ -161,11 +162,15 @@ def train_tickets(
     rewind: Annotated[int, typer.Option(help="Checkpoint whose weights survive (0 = init).")] = 0,
     scope: Annotated[str, typer.Option(help="global | layer")] = "global",
     control: Annotated[
-        str, typer.Option(help="ticket | random | dense_l1 | dense_l2 (controls)")
+        str,
+        typer.Option(help="ticket | random | dense_l1 | dense_l2 | snip | grasp | synflow"),
     ] = "ticket",
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override, e.g. train.weight_decay=0.")
     ] = None,
+    imp_levels: Annotated[
+        int, typer.Option(help="Iterative magnitude pruning: prune-rewind-retrain rounds.")
+    ] = 1,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -182,6 +187,7 @@ def train_tickets(
             scope,
             control,
             list(set_ or []),  # type: ignore[arg-type]
+            imp_levels,
         )
         t0 = time.perf_counter()
         result = tickets.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
@@ -250,6 +256,50 @@ def tickets_overlap(
     write_figures([mask_overlap_heatmap(table)], out / "mask_overlap.html", "mask overlap")
     typer.echo(structure.to_string(index=False))
     typer.echo(str(out / "mask_overlap.html"))
+
+
+experiment_app = typer.Typer(
+    no_args_is_help=True, help="Multi-run experiments: every run, a results table, figures."
+)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("tickets")
+def experiment_tickets(
+    preset: Annotated[str, typer.Option(help="cpu-quick | paper | tiny")] = "cpu-quick",
+    out: Annotated[
+        Path | None, typer.Option(help="Output dir (default runs/tickets-PRESET).")
+    ] = None,
+    seeds: Annotated[
+        list[int] | None, typer.Option("--seed", help="Seed (repeat for several; default 0).")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
+    threads: Annotated[int | None, typer.Option(help="torch threads when --jobs 1")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override of the dense run, e.g. train.lr=3e-3."),
+    ] = None,
+) -> None:
+    """Dense run, tickets at several rates, random / PaI / norm-matched / no-WD /
+    t_mem controls; prints the results table and the required checks, writes
+    OUT/results.csv, results.json and tickets_report.html. Relaunching skips
+    finished runs."""
+    from interp.experiments.ticket_suite import format_results, run_suite, suite_preset
+
+    try:
+        spec = suite_preset(preset, seeds, list(set_ or []))
+        result = run_suite(
+            spec,
+            out or Path("runs") / f"tickets-{preset}",
+            jobs=jobs,
+            threads=threads,
+            log=typer.echo,
+        )
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    typer.echo(format_results(result))
+    typer.echo(str((out or Path("runs") / f"tickets-{preset}") / "tickets_report.html"))
 
 
 viz_app = typer.Typer(no_args_is_help=True, help="Write one visualisation as offline HTML.")

@@ -155,7 +155,7 @@ def test_controls_random_mask_and_norm_matched_dense(tmp_path):
     no_wd = tickets.ticket_config(dense, overrides=["train.weight_decay=0"])
     assert no_wd.train.weight_decay == 0.0 and no_wd.ticket.control == "ticket"
     with pytest.raises(ValueError, match="ticket.control"):
-        tickets.ticket_config(dense, control="snip")
+        tickets.ticket_config(dense, control="magnitude-at-init")
 
 
 def test_overlap_across_checkpoints_and_kept_key_frequency_share(tmp_path):

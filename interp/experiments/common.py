@@ -102,7 +102,7 @@ def run_experiment(
         stop_after_step=stop_after_step,
     )
     if summarize is not None and result.summary:
-        summary = summarize(store.read_metric_rows()) | {"steps": cfg.train.steps}
+        summary = summarize(store.read_metric_rows()) | {"steps": result.summary["steps"]}
         atomic_write_json(store.path / SUMMARY_FILE, summary)
         result.summary = summary
     return result

@@ -12,7 +12,10 @@ Accelerate Grokking", §3–4): prune a trained grokking run, rewind, retrain.
 Controls (``ticket.control``): ``random`` — a random mask with the ticket's
 per-matrix sparsity; ``dense_l1`` / ``dense_l2`` — no mask, the rewound dense
 weights rescaled so the prunable matrices' L1 / L2 norm equals the ticket's
-(Minegishi et al. §4.3). Without weight decay: ``--set train.weight_decay=0``.
+(Minegishi et al. §4.3); ``snip`` / ``grasp`` / ``synflow`` — pruning at
+initialisation at the same rate and scope, scored on the rewound weights
+(Minegishi et al. §4.2; :mod:`interp.pruning.pai`). Without weight decay:
+``--set train.weight_decay=0``.
 
 The ticket run's config copies the dense run's data / model / train sections,
 so it is a self-contained grokking-style run directory: ``open_run``, ``sweep``
@@ -28,20 +31,39 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from interp.config import ConfigError, apply_overrides, check_choice, check_float, check_int
+from interp.config import (
+    ConfigError,
+    apply_overrides,
+    check_choice,
+    check_float,
+    check_int,
+    to_dict,
+)
 from interp.data.modular import ModularConfig
 from interp.experiments.common import format_fields, prepare_run
 from interp.experiments.grokking import GrokkingConfig, make_task
-from interp.models import MLPConfig, TransformerConfig, make_model, named_weights
-from interp.pruning.masks import load_mask, magnitude_mask, random_mask_like, save_mask
-from interp.training.store import Run, open_run
-from interp.training.trainer import TrainConfig, TrainResult, train
+from interp.models import HookedMLP, MLPConfig, TransformerConfig, make_model, named_weights
+from interp.pruning.masks import (
+    Mask,
+    load_mask,
+    magnitude_mask,
+    mask_from_scores,
+    prunable_weights,
+    random_mask_like,
+    save_mask,
+)
+from interp.pruning.pai import grasp_scores, snip_scores, synflow_scores
+from interp.training.store import SUMMARY_FILE, Run, RunStore, open_run
+from interp.training.trainer import ClassificationTask, TrainConfig, TrainResult, train
 
 EXPERIMENT = "tickets"
 MASK_FILE = "masks/ticket.safetensors"
-CONTROLS = ("ticket", "random", "dense_l1", "dense_l2")
+CONTROLS = ("ticket", "random", "dense_l1", "dense_l2", "snip", "grasp", "synflow")
+PAI = ("snip", "grasp", "synflow")
+SYNFLOW_ITERATIONS = 100  # Tanaka et al. 2020 §5
 
 
 @dataclass(frozen=True)
@@ -54,8 +76,11 @@ class TicketSpec:
     rate: float = 0.6
     scope: Literal["global", "layer"] = "global"
     rewind_step: int = 0
-    control: Literal["ticket", "random", "dense_l1", "dense_l2"] = "ticket"
+    control: Literal["ticket", "random", "dense_l1", "dense_l2", "snip", "grasp", "synflow"] = (
+        "ticket"
+    )
     control_seed: int = 0
+    imp_levels: int = 1
 
     def __post_init__(self) -> None:
         check_float("ticket.rate", self.rate, 0.0, 1.0, hi_open=True)
@@ -63,6 +88,9 @@ class TicketSpec:
         check_choice("ticket.control", self.control, CONTROLS)
         check_int("ticket.source_step", self.source_step, lo=0)
         check_int("ticket.rewind_step", self.rewind_step, lo=0)
+        check_int("ticket.imp_levels", self.imp_levels, lo=1, hi=50)
+        if self.imp_levels > 1 and self.control != "ticket":
+            raise ConfigError("ticket.imp_levels > 1 applies to control 'ticket' only")
 
 
 @dataclass(frozen=True)
@@ -87,6 +115,7 @@ def ticket_config(
     scope: Literal["global", "layer"] = "global",
     control: str = "ticket",
     overrides: list[str] | None = None,
+    imp_levels: int = 1,
 ) -> TicketsConfig:
     """The config of a ticket (or a control) cut from ``source``, a grokking run."""
     run = open_run(source)
@@ -105,6 +134,7 @@ def ticket_config(
         scope=scope,
         rewind_step=rewind,
         control=control,  # type: ignore[arg-type]
+        imp_levels=imp_levels,
     )
     cfg = TicketsConfig(base.seed, base.data, base.model, base.train, spec)
     return apply_overrides(cfg, overrides) if overrides else cfg
@@ -136,7 +166,15 @@ def run(
     if mask_path.exists():
         mask = load_mask(mask_path)
     else:
-        mask = find_mask(source, spec.source_step, spec.rate, spec.scope)
+        if spec.control in PAI:
+            rewound = make_model(cfg.model, seed=cfg.seed, device="cpu")
+            rewound.load_state_dict(source.store.load_weights(spec.rewind_step))
+            grok = GrokkingConfig(cfg.seed, cfg.data, cfg.model, cfg.train)
+            mask = pai_mask(spec.control, rewound, make_task(grok), spec.rate, spec.scope)
+        elif spec.imp_levels > 1:
+            mask = imp_mask(cfg, source, store, dev, quiet)
+        else:
+            mask = find_mask(source, spec.source_step, spec.rate, spec.scope)
         if spec.control == "random":  # same per-matrix sparsity, random positions
             mask = random_mask_like(mask, spec.control_seed)
         save_mask(
@@ -167,6 +205,97 @@ def run(
         quiet=quiet,
         stop_after_step=stop_after_step,
     )
+
+
+def nested_magnitude_mask(
+    model: nn.Module, previous: Mask | None, rate: float, scope: Literal["global", "layer"]
+) -> Mask:
+    """Magnitude mask at ``rate`` that keeps nothing ``previous`` removed
+    (removed weights rank below every surviving one)."""
+    params = prunable_weights(model)
+    scores = {n: p.detach().abs().cpu() for n, p in params.items()}
+    if previous is not None:
+        scores = {
+            n: torch.where(previous[n], s, torch.full_like(s, -1.0)) for n, s in scores.items()
+        }
+    return mask_from_scores(scores, rate, scope)
+
+
+def imp_mask(cfg: TicketsConfig, source: Run, store: RunStore, dev: Any, quiet: bool) -> Mask:
+    """Iterative magnitude pruning (Frankle & Carbin 2019 §2, "iterative
+    pruning"): ``imp_levels`` rounds of prune → rewind → retrain, removing
+    ``1 − (1 − rate)^(k/levels)`` of the weights after round k. Rounds
+    1 … levels−1 train into ``RUN_DIR/imp/level<k>/`` (resumable run
+    directories with the same optimiser and budget as the final run); the
+    returned mask, at the full ``rate``, comes from the last of them."""
+    spec = cfg.ticket
+    grok = GrokkingConfig(cfg.seed, cfg.data, cfg.model, cfg.train)
+    task = make_task(grok)
+    model = make_model(cfg.model, seed=cfg.seed, device="cpu")
+    model.load_state_dict(source.store.load_weights(spec.source_step))
+    mask: Mask | None = None
+    for k in range(1, spec.imp_levels):
+        rate_k = 1.0 - (1.0 - spec.rate) ** (k / spec.imp_levels)
+        mask = nested_magnitude_mask(model, mask, rate_k, spec.scope)
+        level = RunStore(store.path / "imp" / f"level{k}")
+        level.init(
+            f"{EXPERIMENT}-imp-level", to_dict(cfg) | {"imp_level": k, "imp_rate": rate_k}, {}
+        )
+        model = make_model(cfg.model, seed=cfg.seed, device="cpu")
+        model.load_state_dict(source.store.load_weights(spec.rewind_step))
+        if not (level.path / SUMMARY_FILE).exists():
+            train(model, task, cfg.train, level, cfg.seed, masks=mask, device=dev, quiet=quiet)
+        model = make_model(cfg.model, seed=cfg.seed, device="cpu")
+        model.load_state_dict(level.load_weights(level.steps()[-1]))
+    return nested_magnitude_mask(model, mask, spec.rate, spec.scope)
+
+
+def pai_mask(
+    method: str,
+    model: nn.Module,
+    task: ClassificationTask,
+    rate: float,
+    scope: Literal["global", "layer"] = "global",
+) -> Mask:
+    """A pruning-at-initialisation mask for a grokking model: SNIP and GraSP
+    scored on the full training set's cross-entropy, SynFlow data-free with
+    its all-ones input (every token's embedding row summed, for token
+    embeddings) over :data:`SYNFLOW_ITERATIONS` rounds."""
+    if method == "synflow":
+        _, mask = synflow_scores(
+            model, all_ones_forward, rate=rate, iterations=SYNFLOW_ITERATIONS, scope=scope
+        )
+        return mask
+
+    def loss(m: nn.Module) -> Tensor:
+        logits = task.logits(m, task.train_inputs)
+        return F.cross_entropy(logits.double(), task.train_labels)
+
+    scorer = {"snip": snip_scores, "grasp": grasp_scores}.get(method)
+    if scorer is None:
+        raise ConfigError(f"unknown pruning-at-init method {method!r}; choose from {PAI}")
+    return mask_from_scores(scorer(model, loss), rate, scope)
+
+
+def all_ones_forward(model: nn.Module) -> Tensor:
+    """SynFlow's all-ones input for the grokking models: each token-embedding
+    lookup is replaced by the sum of all rows of its table (the embedding of
+    an all-ones "one-hot" vector)."""
+    params = named_weights(model)
+    if isinstance(model, HookedMLP):
+        table_b = "embed_b.weight" if "embed_b.weight" in params else "embed_a.weight"
+        tables = {"hook_embed_a": "embed_a.weight", "hook_embed_b": table_b}
+        inputs = torch.zeros(1, 2, dtype=torch.long)
+    else:
+        tables = {"hook_embed": "embed.weight", "hook_pos_embed": "pos_embed.weight"}
+        inputs = torch.zeros(1, model.cfg.n_ctx, dtype=torch.long)
+
+    def hook(name: str):
+        row = params[tables[name]].sum(0)
+        return lambda act, hook: row.to(act.dtype).expand_as(act)
+
+    device = next(model.parameters()).device
+    return model.run_with_hooks(inputs.to(device), fwd_hooks=[(n, hook(n)) for n in tables])
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ The grokking model is Nanda et al. 2023 §3: one layer, no LayerNorm, ReLU MLP.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +38,7 @@ class TransformerConfig:
     n_ctx: int | None = None
     d_vocab: int | None = None
     d_vocab_out: int | None = None
+    init: Literal["tl", "torch"] = "tl"
 
     def __post_init__(self) -> None:
         check_int("model.n_layers", self.n_layers, lo=1, hi=64)
@@ -47,6 +49,7 @@ class TransformerConfig:
             check_int("model.d_mlp", self.d_mlp, lo=1)
         check_choice("model.act_fn", self.act_fn, ("relu", "gelu", "gelu_new", "silu"))
         check_choice("model.normalization", self.normalization, ("LN", "LNPre", "RMS", None))
+        check_choice("model.init", self.init, ("tl", "torch"))
         for name in ("n_ctx", "d_vocab", "d_vocab_out"):
             if getattr(self, name) is not None:
                 check_int(f"model.{name}", getattr(self, name), lo=1)
@@ -79,4 +82,34 @@ def make_transformer(
         n_ctx=cfg.n_ctx,
         seed=seed,
     )
-    return TransformerBridge.boot_native(tl_cfg, device=str(device))
+    bridge = TransformerBridge.boot_native(tl_cfg, device=str(device))
+    if cfg.init == "torch":
+        torch_default_init(bridge, seed)
+    return bridge
+
+
+@torch.no_grad()
+def torch_default_init(model: torch.nn.Module, seed: int) -> None:
+    """Re-draw the weights as plain PyTorch modules would initialise them:
+    embeddings (``*embed.weight``, not the unembedding) ~ N(0, 1) like
+    ``nn.Embedding``; every other matrix and its bias ~ U(±1/√fan_in) like
+    ``nn.Linear``. This is the init of the plain-PyTorch grokking probes in
+    ``shared/reference`` (10× larger embeddings than TL's ~N(0, 0.1²)), which
+    memorise harder and grok later. Seeded by ``seed``; the global RNG is untouched.
+    """
+    from interp.models import named_weights
+
+    gen = torch.Generator().manual_seed(seed + 7_777)
+    params = named_weights(model)
+    for name, p in params.items():
+        if name.endswith("embed.weight") and not name.startswith("unembed"):
+            new = torch.randn(p.shape, generator=gen)
+        elif name.endswith(".weight") and p.ndim == 2:
+            bound = 1.0 / math.sqrt(p.shape[1])  # (out, in) layout of the bridge's linears
+            new = (torch.rand(p.shape, generator=gen) * 2 - 1) * bound
+            bias = params.get(name[: -len("weight")] + "bias")
+            if bias is not None:
+                bias.copy_(((torch.rand(bias.shape, generator=gen) * 2 - 1) * bound).to(bias))
+        else:
+            continue
+        p.copy_(new.to(p))

@@ -55,6 +55,7 @@ class TrainConfig:
     eval_every: int = 10
     checkpoint_every: int = 100
     checkpoint_log_early: bool = True
+    stop_after_gen: int | None = None
 
     def __post_init__(self) -> None:
         check_int("train.steps", self.steps, lo=1, hi=10**9)
@@ -75,6 +76,8 @@ class TrainConfig:
             check_float("train.grad_clip", self.grad_clip, 0.0, lo_open=True)
         check_int("train.eval_every", self.eval_every, lo=1)
         check_int("train.checkpoint_every", self.checkpoint_every, lo=1)
+        if self.stop_after_gen is not None:
+            check_int("train.stop_after_gen", self.stop_after_gen, lo=0)
 
     def lr_at(self, step: int) -> float:
         """Learning rate of the update that produces ``step`` (1-based)."""
@@ -293,6 +296,10 @@ def train(
     If ``store`` already has checkpoints (the caller has checked the config
     matches), training resumes from the last one. ``stop_after_step`` ends the
     loop early without a summary (used to simulate a killed run in tests).
+    ``cfg.stop_after_gen = k`` ends the run (with a checkpoint and a summary) at
+    the first evaluation ≥ k steps after test accuracy first reached
+    ``ACC_THRESHOLD``; the rule depends only on logged metrics, so a resumed
+    run stops at the same step.
     """
     if not store.exists():
         raise RunError(f"{store.path} has no config.json; create the run with RunStore.init first")
@@ -338,6 +345,11 @@ def train(
         resumed_from = start
     elif store.metrics_path.exists():
         store.truncate_metrics(-1)
+    gen_step = None
+    if cfg.stop_after_gen is not None and existing:
+        gen_step = first_step_at_or_above(
+            store.read_metric_rows(), "test", "accuracy", ACC_THRESHOLD
+        )
 
     def save(step: int, metrics: dict[tuple[str, str], float]) -> None:
         state = optimizer_state_tensors(opt, names)
@@ -364,7 +376,11 @@ def train(
         save(0, res)
         _postfix(bar, res)
     model.train()
-    for step in range(start + 1, cfg.steps + 1):
+    last = cfg.steps
+    first = start + 1
+    if gen_step is not None and start >= gen_step + (cfg.stop_after_gen or 0):
+        first, last = cfg.steps + 1, start  # it had already stopped after generalising
+    for step in range(first, cfg.steps + 1):
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
         x, y = task.batch(step, cfg.batch_size, seed)
@@ -388,14 +404,24 @@ def train(
         if step in eval_set:
             res = evaluate(step)
             _postfix(bar, res)
-            if step in ckpt_set:
+            if gen_step is None and res.get(("test", "accuracy"), 0.0) >= ACC_THRESHOLD:
+                gen_step = step
+            stop = (
+                cfg.stop_after_gen is not None
+                and gen_step is not None
+                and step >= gen_step + cfg.stop_after_gen
+            )
+            if step in ckpt_set or stop:
                 save(step, res)
+            if stop:
+                last = step
+                break
         if stop_after_step is not None and step >= stop_after_step:
             bar.close()
             return TrainResult(model.eval(), store, {}, resumed_from)
     bar.close()
     summary = summarize(store.read_metric_rows())
-    summary["steps"] = cfg.steps
+    summary["steps"] = last
     atomic_write_json(store.path / SUMMARY_FILE, summary)
     return TrainResult(model.eval(), store, summary, resumed_from)
 

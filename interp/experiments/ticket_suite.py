@@ -1,0 +1,460 @@
+"""The whole grokking-tickets experiment in one command (Minegishi et al.,
+"Grokking Tickets", §4): a dense run, tickets at several rates, and every
+control, for each seed; a results table, the required checks and figures.
+
+Layout of ``OUT`` (every run is a normal run directory, resumable; a finished
+run is skipped when the command is launched again)::
+
+    OUT/suite.json                 the suite spec (a relaunch must match it)
+    OUT/seed0/dense/               grokking run, stopped dense_stop_after_gen
+                                   steps after test accuracy first reaches 95%
+    OUT/seed0/ticket-r0.6/         tickets at each rate (mask from dense's last checkpoint)
+    OUT/seed0/random/              random mask, the ticket's per-matrix sparsity
+    OUT/seed0/dense_l1/ dense_l2/  norm-matched dense controls
+    OUT/seed0/snip/ grasp/ synflow/  pruning at init, same rate
+    OUT/seed0/no_wd/               the ticket retrained without weight decay
+    OUT/seed0/t_mem/               ticket with its mask from the first checkpoint ≥ t_mem
+    OUT/results.csv, results.json  one row per (seed, run); checks; timings
+    OUT/tickets_report.html        curves, speedup bars, rate sweep
+
+Budgets: every control trains for at most ``cap × t_gen(dense)`` steps
+(``norm_cap`` for the norm-matched controls, which the paper expects to grok
+like dense) plus ``stop_after_gen``; "not reached" therefore means "not
+within that budget", which is all the required comparisons need (a random
+mask "no faster than dense" needs a budget ≥ dense's t_gen; "within 2× of
+dense" needs 2×). Each run stops ``stop_after_gen`` steps after reaching
+95% test accuracy.
+
+Parallelism: ``jobs > 1`` runs independent runs in that many processes with
+1 torch thread each (oversubscription is catastrophic on small machines);
+results do not depend on ``jobs`` (runs are reproducible at any thread count
+we measured, see benchmarks/reproducibility.py).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from interp.config import ConfigError
+from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
+
+SUITE_FILE = "suite.json"
+CONTROL_RUNS = ("random", "dense_l1", "dense_l2", "snip", "grasp", "synflow", "no_wd", "t_mem")
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """What one ``interp experiment tickets`` launch trains and checks."""
+
+    dense_preset: str
+    dense_overrides: tuple[str, ...] = ()
+    rates: tuple[float, ...] = (0.4, 0.6, 0.8)
+    rate: float = 0.6
+    controls: tuple[str, ...] = CONTROL_RUNS
+    dense_stop_after_gen: int = 500
+    stop_after_gen: int = 100
+    cap: float = 1.0
+    norm_cap: float = 2.0
+    min_speedup: float = 4.0
+    seeds: tuple[int, ...] = (0,)
+
+    def __post_init__(self) -> None:
+        if self.rate not in self.rates:
+            raise ConfigError(
+                f"rate {self.rate} (of the controls) must be one of rates {self.rates}"
+            )
+        bad = sorted(set(self.controls) - set(CONTROL_RUNS))
+        if bad:
+            raise ConfigError(f"unknown controls {bad}; choose from {CONTROL_RUNS}")
+        for r in self.rates:
+            if not 0.0 < r < 1.0:
+                raise ConfigError(f"rates must be in (0, 1) (fraction removed), got {r}")
+        if not self.seeds:
+            raise ConfigError("seeds must not be empty")
+        if self.cap < 1.0 or self.norm_cap < 2.0:
+            raise ConfigError("cap must be >= 1 and norm_cap >= 2 for the required comparisons")
+
+
+PRESETS: dict[str, SuiteSpec] = {
+    "cpu-quick": SuiteSpec(dense_preset="cpu-quick-transformer", min_speedup=4.0),
+    "paper": SuiteSpec(
+        dense_preset="tickets-mlp",
+        rates=(0.6,),
+        cap=1.2,
+        norm_cap=2.0,
+        min_speedup=10.0,
+        dense_stop_after_gen=500,
+    ),
+    "tiny": SuiteSpec(
+        dense_preset="tiny",
+        dense_overrides=("train.steps=40",),
+        rates=(0.4, 0.6),
+        dense_stop_after_gen=0,
+        stop_after_gen=0,
+        cap=1.0,
+        norm_cap=2.0,
+    ),
+}
+
+
+def suite_preset(
+    name: str, seeds: Sequence[int] | None = None, overrides: Sequence[str] = ()
+) -> SuiteSpec:
+    """Preset ``name`` with ``seeds`` and extra dense-run overrides."""
+    if name not in PRESETS:
+        raise ConfigError(
+            f"unknown tickets-experiment preset {name!r}; choose from {sorted(PRESETS)}"
+        )
+    spec = PRESETS[name]
+    if seeds:
+        spec = replace(spec, seeds=tuple(seeds))
+    if overrides:
+        spec = replace(spec, dense_overrides=spec.dense_overrides + tuple(overrides))
+    return spec
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: either the dense run or a ticket/control cut from it."""
+
+    name: str
+    seed: int
+    run_dir: str
+    kind: str = "dense"  # dense | ticket | a control name
+    control: str = "ticket"
+    rate: float | None = None
+    source_step: int | None = None
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _execute(job: Job, spec: SuiteSpec, threads: int | None) -> dict[str, Any]:
+    """Train (or resume, or skip) one job; returns its summary and wall time."""
+    from interp.experiments import grokking, tickets
+
+    summary_path = Path(job.run_dir) / SUMMARY_FILE
+    t0 = time.perf_counter()
+    if job.kind == "dense":
+        cfg = grokking.preset(
+            spec.dense_preset,
+            seed=job.seed,
+            overrides=[*spec.dense_overrides, f"train.stop_after_gen={spec.dense_stop_after_gen}"],
+        )
+        if not summary_path.exists():
+            grokking.run(cfg, job.run_dir, threads=threads, quiet=True)
+    else:
+        source = str(Path(job.run_dir).parent / "dense")
+        cfg = tickets.ticket_config(
+            source,
+            job.source_step,
+            job.rate or spec.rate,
+            0,
+            "global",
+            job.control,
+            list(job.overrides),
+        )
+        if not summary_path.exists():
+            tickets.run(cfg, job.run_dir, threads=threads, quiet=True)
+    summary = read_json(summary_path)
+    return {"summary": summary, "seconds": time.perf_counter() - t0}
+
+
+def _run_all(
+    first: Sequence[Job],
+    then: Callable[[Job, dict[str, Any]], list[Job]],
+    spec: SuiteSpec,
+    n_jobs: int,
+    threads: int | None,
+    log: Callable[[str], None],
+) -> tuple[dict[str, dict[str, Any]], list[Job]]:
+    """Run ``first``; as each finishes, run the jobs ``then(job, result)`` names.
+    With ``n_jobs > 1`` jobs run in worker processes, 1 torch thread each."""
+    out: dict[str, dict[str, Any]] = {}
+    order: list[Job] = []
+    if n_jobs <= 1:
+        queue = list(first)
+        while queue:
+            job = queue.pop(0)
+            out[job.run_dir] = _execute(job, spec, threads)
+            order.append(job)
+            log(_line(job, out[job.run_dir]))
+            queue += then(job, out[job.run_dir])
+        return out, order
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as pool:
+        pending = {pool.submit(_execute, job, spec, 1): job for job in first}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = pending.pop(fut)
+                out[job.run_dir] = fut.result()
+                order.append(job)
+                log(_line(job, out[job.run_dir]))
+                for nxt in then(job, out[job.run_dir]):
+                    pending[pool.submit(_execute, nxt, spec, 1)] = nxt
+    return out, order
+
+
+def _line(job: Job, res: dict[str, Any]) -> str:
+    s = res["summary"]
+    return (
+        f"seed {job.seed} {job.name:>12}: t_mem {s.get('t_mem')}  t_gen {s.get('t_gen')}  "
+        f"steps {s.get('steps')}  ({res['seconds']:.0f} s)"
+    )
+
+
+def _cap(spec: SuiteSpec, factor: float, dense: dict[str, Any]) -> int:
+    t_gen = dense.get("t_gen")
+    base = dense["steps"] if t_gen is None else math.ceil(factor * t_gen)
+    return max(1, base + spec.stop_after_gen)
+
+
+def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, Any]) -> list[Job]:
+    """The tickets and controls of one seed, given its finished dense run."""
+    from interp.training.store import open_run
+
+    run = open_run(seed_dir / "dense")
+    jobs = []
+    stop = f"train.stop_after_gen={spec.stop_after_gen}"
+    norm_steps = f"train.steps={_cap(spec, spec.norm_cap, dense)}"
+    steps = f"train.steps={_cap(spec, spec.cap, dense)}"
+    for r in spec.rates:
+        jobs.append(
+            Job(
+                f"ticket-r{r:g}",
+                seed,
+                str(seed_dir / f"ticket-r{r:g}"),
+                "ticket",
+                "ticket",
+                r,
+                None,
+                (norm_steps, stop),
+            )
+        )
+    for c in spec.controls:
+        d = str(seed_dir / c)
+        if c in ("dense_l1", "dense_l2"):
+            jobs.append(Job(c, seed, d, c, c, spec.rate, None, (norm_steps, stop)))
+        elif c == "no_wd":
+            jobs.append(
+                Job(
+                    c,
+                    seed,
+                    d,
+                    c,
+                    "ticket",
+                    spec.rate,
+                    None,
+                    (steps, stop, "train.weight_decay=0.0"),
+                )
+            )
+        elif c == "t_mem":
+            t_mem = dense.get("t_mem")
+            after = [s for s in run.steps if t_mem is not None and s >= t_mem]
+            if after:
+                jobs.append(Job(c, seed, d, c, "ticket", spec.rate, after[0], (steps, stop)))
+        else:
+            jobs.append(Job(c, seed, d, c, c, spec.rate, None, (steps, stop)))
+    return jobs
+
+
+def run_suite(
+    spec: SuiteSpec,
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train everything ``spec`` names under ``out`` and write the results."""
+    out = Path(out)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    spec_dict = _spec_dict(spec)
+    if (out / SUITE_FILE).exists():
+        before = read_json(out / SUITE_FILE)
+        same = {k: v for k, v in before.items() if k != "seeds"}
+        if same != {k: v for k, v in spec_dict.items() if k != "seeds"}:
+            raise ConfigError(
+                f"{out} holds a tickets experiment with another spec; use a new --out "
+                f"(existing: {before})"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / SUITE_FILE, spec_dict)
+    t0 = time.perf_counter()
+    dense_jobs = [Job("dense", s, str(out / f"seed{s}" / "dense")) for s in spec.seeds]
+
+    def then(job: Job, res: dict[str, Any]) -> list[Job]:
+        if job.kind != "dense":
+            return []
+        return control_jobs(spec, job.seed, Path(job.run_dir).parent, res["summary"])
+
+    done, order = _run_all(dense_jobs, then, spec, jobs, threads, log)
+    order.sort(key=lambda j: (j.seed, j.kind != "dense"))
+    table = results_table(order, done)
+    checks = check_results(table, spec)
+    result = {
+        "spec": spec_dict,
+        "wall_seconds": time.perf_counter() - t0,
+        "jobs": jobs,
+        "rows": table.to_dict(orient="records"),
+        "checks": checks,
+    }
+    table.to_csv(out / "results.csv", index=False)
+    atomic_write_json(out / "results.json", result)
+    write_suite_report(out, result)
+    return result
+
+
+def write_suite_report(out: str | Path, result: dict[str, Any]) -> Path:
+    """OUT/tickets_report.html: curves per seed, speedup bars, rate sweep, checks."""
+    import html
+
+    from interp.training.store import open_run
+    from interp.viz.report import write_figures
+    from interp.viz.tickets import accuracy_curves, rate_sweep, speedup_bars
+
+    table = pd.DataFrame(result["rows"])
+    curves: dict[int, dict[str, pd.DataFrame]] = {}
+    for row in result["rows"]:
+        curves.setdefault(row["seed"], {})[row["run"]] = open_run(row["run_dir"]).metrics()
+    figs = [accuracy_curves(curves), speedup_bars(table)]
+    if table["kind"].eq("ticket").sum() > 0:
+        figs.append(rate_sweep(table))
+    checks = "".join(
+        f"<li>{'PASS' if c['pass'] else 'FAIL'} seed {c['seed']}: {html.escape(c['check'])} "
+        f"({html.escape(c['detail'])})</li>"
+        for c in result["checks"]
+    )
+    intro = (
+        f"<p>Dense preset <code>{html.escape(result['spec']['dense_preset'])}</code>, "
+        f"seeds {result['spec']['seeds']}. Speedup = dense t_gen / run t_gen "
+        "(steps to 95% test accuracy).</p>"
+        f"<ul>{checks}</ul>{table.drop(columns=['run_dir']).to_html(index=False, na_rep='–')}"
+    )
+    return write_figures(figs, Path(out) / "tickets_report.html", "Grokking tickets", intro)
+
+
+def _spec_dict(spec: SuiteSpec) -> dict[str, Any]:
+    d = asdict(spec)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def results_table(jobs: Sequence[Job], done: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per run: t_mem, t_gen, τ = t_gen/t_mem, speedup = dense t_gen / t_gen."""
+    dense = {j.seed: done[j.run_dir]["summary"] for j in jobs if j.kind == "dense"}
+    rows = []
+    for j in jobs:
+        s = done[j.run_dir]["summary"]
+        d_gen = dense[j.seed].get("t_gen")
+        t_gen = s.get("t_gen")
+        rows.append(
+            {
+                "seed": j.seed,
+                "run": j.name,
+                "kind": j.kind,
+                "rate": j.rate,
+                "mask_step": j.source_step,
+                "t_mem": s.get("t_mem"),
+                "t_gen": t_gen,
+                "tau": s.get("t_gen_over_t_mem"),
+                "steps_trained": s.get("steps"),
+                "final_test_accuracy": s.get("final_test_accuracy"),
+                "speedup": (d_gen / t_gen) if (d_gen and t_gen) else None,
+                # not reached: the speedup is below dense t_gen / budget
+                "speedup_upper_bound": (d_gen / s["steps"])
+                if (d_gen and t_gen is None and s.get("steps"))
+                else None,
+                "seconds": round(done[j.run_dir]["seconds"], 1),
+                "run_dir": j.run_dir,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def check_results(table: pd.DataFrame, spec: SuiteSpec) -> list[dict[str, Any]]:
+    """The issue's required comparisons, per seed: ticket at ``spec.rate`` ≥
+    ``min_speedup`` × faster than dense; L1/L2 norm-matched dense within 2× of
+    dense; random mask and t_mem ticket no faster than dense."""
+    checks = []
+    for seed, t in table.groupby("seed"):
+        by = {r["run"]: r for r in t.to_dict(orient="records")}
+        dense = by["dense"]["t_gen"]
+
+        def add(name: str, ok: bool, detail: str, seed: int = int(seed)) -> None:
+            checks.append({"seed": seed, "check": name, "pass": bool(ok), "detail": detail})
+
+        if dense is None or pd.isna(dense):
+            add("dense generalizes", False, "dense never reached 95% test accuracy")
+            continue
+        dense = int(dense)
+        tk = by.get(f"ticket-r{spec.rate:g}")
+        if tk is not None:
+            sp = tk["speedup"]
+            ok = sp is not None and not pd.isna(sp) and sp >= spec.min_speedup
+            add(
+                f"ticket r{spec.rate:g} >= {spec.min_speedup:g}x faster",
+                ok,
+                f"t_gen {_i(tk['t_gen'])} vs dense {dense}: {_x(sp)}",
+            )
+        for c in ("dense_l1", "dense_l2"):
+            if c in by:
+                g = by[c]["t_gen"]
+                ok = g is not None and not pd.isna(g) and dense / 2 <= g <= 2 * dense
+                add(f"{c} within 2x of dense", ok, f"t_gen {_i(g)} vs dense {dense}")
+        for c in ("random", "t_mem"):
+            if c in by:
+                g = by[c]["t_gen"]
+                ok = g is None or pd.isna(g) or g >= dense
+                add(f"{c} no faster than dense", ok, f"t_gen {_i(g)} vs dense {dense}")
+    return checks
+
+
+def _i(v: Any) -> str:
+    return "not reached" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+
+
+def _x(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}x"
+
+
+def format_results(result: dict[str, Any]) -> str:
+    """The printed table: speedup per run (mean over seeds) and each check."""
+    t = pd.DataFrame(result["rows"])
+    cols = [
+        "seed",
+        "run",
+        "t_mem",
+        "t_gen",
+        "tau",
+        "speedup",
+        "final_test_accuracy",
+        "steps_trained",
+    ]
+    lines = [t[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}")]
+    lines.append("")
+    for c in result["checks"]:
+        lines.append(
+            f"[{'PASS' if c['pass'] else 'FAIL'}] seed {c['seed']}: {c['check']} ({c['detail']})"
+        )
+    lines.append(f"wall: {result['wall_seconds']:.0f} s with --jobs {result['jobs']}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "PRESETS",
+    "SuiteSpec",
+    "check_results",
+    "control_jobs",
+    "format_results",
+    "results_table",
+    "run_suite",
+    "suite_preset",
+]

@@ -1,0 +1,129 @@
+"""Pruning-at-initialisation (PaI) scores: SNIP, GraSP and SynFlow.
+
+Each function returns a *keep priority* per prunable weight — higher means
+keep — so any of them feeds :func:`interp.pruning.masks.mask_from_scores`,
+which removes the ``rate`` fraction with the lowest priority. The baselines
+Minegishi et al. ("Grokking Tickets" §4.2) compare grokking tickets against:
+
+* **SNIP** (Lee et al. 2019, eq. 3–6): connection sensitivity
+  ``|θ ⊙ ∂L/∂θ|`` on a batch of training data.
+* **GraSP** (Wang et al. 2020, eq. 8): ``S(−θ) = −θ ⊙ Hg`` with ``g = ∂L/∂θ``
+  and ``H`` the Hessian of ``L``; GraSP removes the weights with the *largest*
+  ``S`` (they reduce the gradient flow least when removed), so the keep
+  priority returned here is ``θ ⊙ Hg = −S``.
+* **SynFlow** (Tanaka et al. 2020, Alg. 1): data-free. Replace every
+  parameter by its absolute value, feed an all-ones input, ``R = Σ output``;
+  the score is ``θ ⊙ ∂R/∂θ`` (≥ 0). Pruning is iterative: over ``iterations``
+  rounds the removed fraction follows ``1 − (1 − rate)^(k / iterations)``,
+  re-scoring the masked network each round (the exponential schedule of §5).
+
+The scores are computed on a copy: the model passed in is not modified. The
+loss (SNIP, GraSP) and the all-ones forward pass (SynFlow) are callables,
+because what "a batch" and "an all-ones input" mean depends on the model;
+:mod:`interp.experiments.tickets` builds them for the grokking models (for
+token embeddings the all-ones one-hot input is the sum of all embedding rows).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from interp.pruning.masks import Mask, mask_from_scores, prunable_weights
+
+Scores = dict[str, Tensor]
+LossFn = Callable[[nn.Module], Tensor]
+
+
+def _copy(model: nn.Module, dtype: torch.dtype = torch.float64) -> nn.Module:
+    clone = copy.deepcopy(model)
+    # nn.Module._apply: casts parameters and buffers without TL's dtype notice
+    clone._apply(lambda t: t.to(dtype) if t.is_floating_point() else t)
+    clone.eval()
+    for p in clone.parameters():
+        p.requires_grad_(True)
+        p.grad = None
+    return clone
+
+
+def snip_scores(model: nn.Module, loss_fn: LossFn, include: Sequence[str] | None = None) -> Scores:
+    """SNIP connection sensitivity ``|θ ⊙ ∂L/∂θ|`` (Lee et al. 2019, eq. 6)."""
+    clone = _copy(model)
+    params = prunable_weights(clone, include)
+    grads = torch.autograd.grad(loss_fn(clone), list(params.values()), allow_unused=True)
+    return {
+        n: (p * (torch.zeros_like(p) if g is None else g)).abs().detach()
+        for (n, p), g in zip(params.items(), grads, strict=True)
+    }
+
+
+def grasp_scores(model: nn.Module, loss_fn: LossFn, include: Sequence[str] | None = None) -> Scores:
+    """GraSP keep priority ``θ ⊙ Hg`` (= −S of Wang et al. 2020, eq. 8).
+
+    ``g`` is the gradient over *all* parameters (as in GraSP: the gradient
+    flow of the whole network), ``Hg`` its Hessian-vector product; scores are
+    returned for the prunable matrices.
+    """
+    clone = _copy(model)
+    everything = [p for p in clone.parameters()]
+    grads = torch.autograd.grad(loss_fn(clone), everything, create_graph=True, allow_unused=True)
+    z = sum((g * g.detach()).sum() for g in grads if g is not None)
+    if not isinstance(z, Tensor):
+        raise ValueError("the loss does not depend on any parameter")
+    params = prunable_weights(clone, include)
+    hg = torch.autograd.grad(z, list(params.values()), allow_unused=True)
+    return {
+        n: (p * (torch.zeros_like(p) if h is None else h)).detach()
+        for (n, p), h in zip(params.items(), hg, strict=True)
+    }
+
+
+def synflow_scores(
+    model: nn.Module,
+    forward_ones: LossFn,
+    rate: float = 0.0,
+    iterations: int = 1,
+    scope: Literal["global", "layer"] = "global",
+    include: Sequence[str] | None = None,
+) -> tuple[Scores, Mask]:
+    """SynFlow scores after ``iterations`` rounds of pruning towards ``rate``.
+
+    ``forward_ones(model)`` must run the model on its all-ones input and return
+    the output. Returns the last round's scores and the resulting mask (with
+    ``rate=0`` and one iteration: the plain scores and an all-True mask).
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    clone = _copy(model)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.abs_()
+    params = prunable_weights(clone, include)
+    original = {n: p.detach().clone() for n, p in params.items()}
+    mask: Mask = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
+    scores: Scores = {}
+    for k in range(1, iterations + 1):
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(original[n] * mask[n])
+        out = forward_ones(clone)
+        grads = torch.autograd.grad(out.sum(), list(params.values()), allow_unused=True)
+        scores = {
+            n: (p * (torch.zeros_like(p) if g is None else g)).detach()
+            for (n, p), g in zip(params.items(), grads, strict=True)
+        }
+        removed = 1.0 - (1.0 - rate) ** (k / iterations)
+        # already-removed weights must stay removed: rank them below everything
+        ranked = {
+            n: torch.where(mask[n].to(s.device), s, torch.full_like(s, -1.0))
+            for n, s in scores.items()
+        }
+        mask = mask_from_scores(ranked, removed, scope)
+    return scores, mask
+
+
+__all__ = ["grasp_scores", "snip_scores", "synflow_scores"]

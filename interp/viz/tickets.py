@@ -1,0 +1,169 @@
+"""Figures of the grokking-tickets experiment: overlaid test-accuracy curves,
+speedup bars, the pruning-rate sweep, and speedup against the dense run's
+grokking delay (the regime sweep)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+def accuracy_curves(curves: Mapping[int, Mapping[str, pd.DataFrame]], title: str = "") -> go.Figure:
+    """Test accuracy vs step for every run of each seed (one panel per seed).
+
+    ``curves[seed][run]`` is a run's metrics frame (columns step/split/metric/value).
+    """
+    seeds = sorted(curves)
+    if not seeds:
+        raise ValueError("no runs to plot")
+    fig = make_subplots(rows=1, cols=len(seeds), subplot_titles=[f"seed {s}" for s in seeds])
+    palette = _palette(sorted({r for s in seeds for r in curves[s]}))
+    for col, seed in enumerate(seeds, start=1):
+        for run, df in curves[seed].items():
+            d = df[(df["split"] == "test") & (df["metric"] == "accuracy") & (df["step"] > 0)]
+            d = d.sort_values("step")
+            fig.add_trace(
+                go.Scatter(
+                    x=d["step"],
+                    y=d["value"],
+                    name=run,
+                    legendgroup=run,
+                    showlegend=col == 1,
+                    line={"color": palette[run], "width": 3 if run == "dense" else 1.5},
+                ),
+                row=1,
+                col=col,
+            )
+        fig.add_hline(y=0.95, line_dash="dot", line_color="gray", row=1, col=col)
+    fig.update_xaxes(type="log", title_text="step")
+    fig.update_yaxes(title_text="test accuracy", range=[0, 1.02], col=1)
+    fig.update_layout(title=title or "Test accuracy: dense run, tickets and controls", height=450)
+    return fig
+
+
+def speedup_bars(table: pd.DataFrame, title: str = "") -> go.Figure:
+    """Speedup in steps to 95% test accuracy (dense t_gen / run t_gen), mean
+    over seeds with each seed as a point; runs that never reached 95% within
+    their budget are drawn at their upper bound (dense t_gen / budget) as open
+    markers."""
+    t = table[table["run"] != "dense"]
+    if t.empty:
+        raise ValueError("no ticket or control runs in the table")
+    runs = list(dict.fromkeys(t["run"]))
+    fig = go.Figure()
+    means = [t[t["run"] == r]["speedup"].dropna() for r in runs]
+    fig.add_trace(
+        go.Bar(
+            x=runs,
+            y=[float(m.mean()) if len(m) else 0.0 for m in means],
+            name="mean speedup (seeds that reached 95%)",
+            marker_color="#9ecae1",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=t["run"],
+            y=t["speedup"],
+            mode="markers",
+            name="one seed",
+            marker={"color": "#08519c", "size": 8},
+            text=[f"seed {s}" for s in t["seed"]],
+        )
+    )
+    nr = t[t["speedup"].isna() & t["speedup_upper_bound"].notna()]
+    if not nr.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=nr["run"],
+                y=nr["speedup_upper_bound"],
+                mode="markers",
+                name="not reached: < dense t_gen / budget",
+                marker={"color": "#d62728", "size": 9, "symbol": "triangle-down-open"},
+                text=[f"seed {s}" for s in nr["seed"]],
+            )
+        )
+    fig.add_hline(y=1.0, line_dash="dot", line_color="gray")
+    fig.update_yaxes(type="log", title_text="speedup vs dense (×)")
+    fig.update_layout(title=title or "Steps to 95% test accuracy, relative to dense", height=450)
+    return fig
+
+
+def rate_sweep(table: pd.DataFrame, title: str = "") -> go.Figure:
+    """Ticket speedup vs pruning rate (fraction removed), one line per seed."""
+    t = table[table["kind"] == "ticket"].dropna(subset=["rate"])
+    if t.empty:
+        raise ValueError("no ticket runs in the table")
+    fig = go.Figure()
+    for seed, d in t.groupby("seed"):
+        d = d.sort_values("rate")
+        fig.add_trace(
+            go.Scatter(x=d["rate"], y=d["speedup"], mode="lines+markers", name=f"seed {seed}")
+        )
+    fig.add_hline(y=1.0, line_dash="dot", line_color="gray")
+    fig.update_xaxes(title_text="pruning rate (fraction of weights removed)")
+    fig.update_yaxes(type="log", title_text="speedup vs dense (×)")
+    fig.update_layout(title=title or "Ticket speedup vs pruning rate", height=400)
+    return fig
+
+
+def regime_figure(table: pd.DataFrame, title: str = "") -> go.Figure:
+    """Ticket speedup vs the dense run's grokking delay t_gen/t_mem, one colour
+    per model; ``table`` has columns model, delay, speedup, label."""
+    fig = go.Figure()
+    for model, d in table.groupby("model"):
+        fig.add_trace(
+            go.Scatter(
+                x=d["delay"],
+                y=d["speedup"],
+                mode="markers",
+                name=str(model),
+                text=d["label"],
+                marker={"size": 9},
+            )
+        )
+    finite = table["delay"].dropna()
+    if len(finite):
+        lo, hi = float(finite.min()), float(finite.max())
+        fig.add_trace(
+            go.Scatter(
+                x=[lo, hi],
+                y=[lo, hi],
+                mode="lines",
+                name="speedup = t_gen/t_mem",
+                line={"dash": "dot", "color": "gray"},
+            )
+        )
+    fig.add_hline(y=1.0, line_dash="dot", line_color="gray")
+    fig.update_xaxes(type="log", title_text="dense run's grokking delay t_gen / t_mem")
+    fig.update_yaxes(type="log", title_text="ticket speedup vs dense (×)")
+    fig.update_layout(
+        title=title or "When do tickets matter? Speedup vs grokking delay", height=450
+    )
+    return fig
+
+
+def _palette(runs: list[str]) -> dict[str, str]:
+    base = [
+        "#000000",
+        "#1f77b4",
+        "#ff7f0e",
+        "#2ca02c",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
+        "#393b79",
+        "#637939",
+        "#8c6d31",
+    ]
+    ordered = sorted(runs, key=lambda r: (r != "dense", r))
+    return {r: base[i % len(base)] for i, r in enumerate(ordered)}
+
+
+__all__ = ["accuracy_curves", "rate_sweep", "regime_figure", "speedup_bars"]

@@ -1,0 +1,180 @@
+"""Pruning-at-init controls, iterative magnitude pruning, early stopping after
+generalisation and the one-command tickets experiment (on the tiny preset)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from interp.cli import app
+from interp.config import ConfigError
+from interp.experiments import grokking, ticket_suite, tickets
+from interp.models import MLPConfig, TransformerConfig, make_mlp, make_transformer, named_weights
+from interp.pruning import load_mask, sparsity
+from interp.pruning.pai import synflow_scores
+from interp.training.store import RunStore, open_run
+from interp.training.trainer import ClassificationTask, TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tix") / "dense"
+    grokking.run(grokking.preset("tiny"), str(path), device="cpu", quiet=True)
+    return path
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "synflow"])
+def test_pai_controls_prune_the_init_at_the_rate(dense, tmp_path, method):
+    cfg = tickets.ticket_config(dense, rate=0.6, control=method, overrides=["train.steps=20"])
+    tickets.run(cfg, str(tmp_path / method), device="cpu", quiet=True)
+    mask = load_mask(tmp_path / method / tickets.MASK_FILE)
+    assert sparsity(mask)["total"] == pytest.approx(0.6, abs=1e-3)
+    magnitude = tickets.find_mask(open_run(dense), 60, 0.6)
+    assert any(not torch.equal(mask[n], magnitude[n]) for n in mask)  # not the ticket
+    w = open_run(tmp_path / method).store.load_weights(20)
+    assert all(bool((w[n][~m] == 0).all()) for n, m in mask.items())
+
+
+@pytest.mark.parametrize("kind", ["transformer", "mlp"])
+def test_synflow_all_ones_input_reaches_every_matrix(kind):
+    if kind == "transformer":
+        model = make_transformer(TransformerConfig(n_ctx=3, d_vocab=8, d_vocab_out=7), seed=0)
+    else:
+        model = make_mlp(MLPConfig(n_tokens=7, d_out=7, d_embed=6, d_hidden=5), seed=0)
+    scores, _ = synflow_scores(model, tickets.all_ones_forward)
+    assert scores and all(float(s.min()) >= 0 for s in scores.values())
+    embed = [n for n in scores if "embed" in n and not n.startswith("unembed")]
+    assert embed and all(float(scores[n].sum()) > 0 for n in embed)
+    # the all-ones input: every row of the table counts, so every row has a score
+    assert all(bool((scores[n].sum(-1) > 0).all()) for n in embed)
+
+
+def test_iterative_magnitude_pruning_is_nested_and_exact(dense, tmp_path):
+    cfg = tickets.ticket_config(dense, rate=0.6, overrides=["train.steps=20"], imp_levels=3)
+    tickets.run(cfg, str(tmp_path / "imp"), device="cpu", quiet=True)
+    mask = load_mask(tmp_path / "imp" / tickets.MASK_FILE)
+    assert sparsity(mask)["total"] == pytest.approx(0.6, abs=1e-3)
+    rates = []
+    for k in (1, 2):
+        level = RunStore(tmp_path / "imp" / "imp" / f"level{k}")
+        w = level.load_weights(level.steps()[-1])
+        kept = {n: w[n] != 0 for n in mask}
+        rates.append(sparsity(kept)["total"])
+        assert all(bool((mask[n] <= kept[n]).all()) for n in mask)  # final ⊆ level k
+    # level k removes 1 - 0.4^(k/3) (up to weights that are exactly 0 anyway)
+    assert rates[0] == pytest.approx(1 - 0.4 ** (1 / 3), abs=0.01)
+    assert rates[1] == pytest.approx(1 - 0.4 ** (2 / 3), abs=0.01)
+    with pytest.raises(ConfigError, match="imp_levels"):
+        tickets.ticket_config(dense, control="random", imp_levels=2)
+
+
+def _easy_task() -> ClassificationTask:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 7, (64, 2), generator=g)
+    y = (x[:, 0] + x[:, 1]) % 7
+    return ClassificationTask(x, y, x, y, None)  # test = train: generalises when it fits
+
+
+def test_stop_after_gen_ends_the_run_and_resumes_to_the_same_step(tmp_path):
+    cfg = TrainConfig(steps=2000, lr=1e-2, weight_decay=0.0, eval_every=5, stop_after_gen=20)
+    mcfg = MLPConfig(n_tokens=7, d_out=7, d_embed=16, d_hidden=32)
+
+    def fit(path, stop=None):
+        store = RunStore(path)
+        store.init("test", {"x": 1}, {})
+        model = make_mlp(mcfg, seed=0)
+        return train(model, _easy_task(), cfg, store, 0, quiet=True, stop_after_step=stop)
+
+    res = fit(tmp_path / "a")
+    t_gen = res.summary["t_gen"]
+    end = res.summary["steps"]  # the first evaluation >= 20 steps after t_gen
+    assert t_gen is not None and t_gen + 20 <= end < t_gen + 25
+    assert RunStore(tmp_path / "a").steps()[-1] == end  # with a checkpoint there
+    fit(tmp_path / "b", stop=t_gen + 7)  # killed after generalising
+    again = fit(tmp_path / "b")
+    assert again.summary["steps"] == end
+    a, b = RunStore(tmp_path / "a"), RunStore(tmp_path / "b")
+    assert a.checkpoint_sha(end) == b.checkpoint_sha(end)
+    done = fit(tmp_path / "a")  # relaunching a stopped run trains nothing more
+    assert done.summary["steps"] == end and RunStore(tmp_path / "a").steps()[-1] == end
+
+
+def test_torch_init_matches_plain_pytorch_modules():
+    cfg = TransformerConfig(n_ctx=3, d_vocab=60, d_vocab_out=59, init="torch")
+    w = named_weights(make_transformer(cfg, seed=3))
+    assert float(w["embed.weight"].detach().std()) == pytest.approx(1.0, rel=0.1)
+    bound = 1 / math.sqrt(64)
+    assert float(w["blocks.0.attn.q.weight"].detach().abs().max()) <= bound
+    assert float(w["unembed.weight"].detach().abs().max()) <= bound
+    assert float(w["blocks.0.mlp.out.weight"].detach().abs().max()) <= 1 / math.sqrt(256)
+    again = named_weights(make_transformer(cfg, seed=3))
+    assert all(torch.equal(w[n], again[n]) for n in w)
+    with pytest.raises(ValueError, match="model.init"):
+        TransformerConfig(init="xavier")
+
+
+def _row(run, t_gen, kind=None, steps=5000):
+    return {"seed": 0, "run": run, "kind": kind or run, "t_gen": t_gen, "steps_trained": steps}
+
+
+def test_required_checks_on_known_tables():
+    spec = ticket_suite.SuiteSpec(dense_preset="tiny", rates=(0.6,))
+    base = [
+        _row("dense", 1000),
+        _row("dense_l1", 1900),
+        _row("dense_l2", 600),
+        _row("random", None),
+        _row("t_mem", 1000),
+    ]
+    good = pd.DataFrame([*base, _row("ticket-r0.6", 250, "ticket")])
+    good["speedup"] = 1000 / good["t_gen"]
+    res = {c["check"]: c["pass"] for c in ticket_suite.check_results(good, spec)}
+    assert all(res.values()) and len(res) == 5
+    bad = pd.DataFrame(
+        [
+            _row("dense", 1000),
+            _row("ticket-r0.6", 300, "ticket"),
+            _row("dense_l1", 2100),
+            _row("dense_l2", 400),
+            _row("random", 990),
+            _row("t_mem", 500),
+        ]
+    )
+    bad["speedup"] = 1000 / bad["t_gen"]
+    res = {c["check"]: c["pass"] for c in ticket_suite.check_results(bad, spec)}
+    assert not any(res.values()) and len(res) == 5
+    never = pd.DataFrame([_row("dense", None), _row("ticket-r0.6", 300, "ticket")])
+    never["speedup"] = None
+    (only,) = ticket_suite.check_results(never, spec)
+    assert only["check"] == "dense generalizes" and not only["pass"]
+
+
+def test_tickets_experiment_tiny_end_to_end(tmp_path):
+    out = tmp_path / "suite"
+    r = CliRunner().invoke(app, ["experiment", "tickets", "--preset", "tiny", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "dense generalizes" in r.output  # tiny does not grok: the check says so
+    table = pd.read_csv(out / "results.csv")
+    spec = ticket_suite.PRESETS["tiny"]
+    expect = {"dense", *(f"ticket-r{x:g}" for x in spec.rates)} | set(spec.controls) - {"t_mem"}
+    assert set(table["run"]) == expect  # tiny never memorises, so there is no t_mem ticket
+    result = json.loads((out / "results.json").read_text())
+    assert result["spec"]["dense_preset"] == "tiny" and result["checks"]
+    html = (out / "tickets_report.html").read_text()
+    assert "Steps to 95% test accuracy" in html and "<script src=" not in html
+    stamp = (out / "seed0" / "random" / "summary.json").stat().st_mtime_ns
+    r = CliRunner().invoke(app, ["experiment", "tickets", "--preset", "tiny", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "seed0" / "random" / "summary.json").stat().st_mtime_ns == stamp  # skipped
+    r = CliRunner().invoke(
+        app,
+        ["experiment", "tickets", "--preset", "tiny", "--out", str(out), "--set", "train.lr=1e-2"],
+    )
+    assert r.exit_code == 2 and "another spec" in r.output
+    r = CliRunner().invoke(app, ["experiment", "tickets", "--preset", "nope", "--out", str(out)])
+    assert r.exit_code == 2 and "unknown tickets-experiment preset" in r.output
