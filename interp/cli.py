@@ -273,6 +273,13 @@ def experiment_tickets(
     seeds: Annotated[
         list[int] | None, typer.Option("--seed", help="Seed (repeat for several; default 0).")
     ] = None,
+    control: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only these controls (repeat): random dense_l1 dense_l2 snip grasp "
+            "synflow no_wd t_mem. Default: all."
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
     threads: Annotated[int | None, typer.Option(help="torch threads when --jobs 1")] = None,
     set_: Annotated[
@@ -287,7 +294,7 @@ def experiment_tickets(
     from interp.experiments.ticket_suite import format_results, run_suite, suite_preset
 
     try:
-        spec = suite_preset(preset, seeds, list(set_ or []))
+        spec = suite_preset(preset, seeds, list(set_ or []), control)
         result = run_suite(
             spec,
             out or Path("runs") / f"tickets-{preset}",
@@ -300,6 +307,61 @@ def experiment_tickets(
         return
     typer.echo(format_results(result))
     typer.echo(str((out or Path("runs") / f"tickets-{preset}") / "tickets_report.html"))
+
+
+@experiment_app.command("ticket-regimes")
+def experiment_ticket_regimes(
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/ticket-regimes"),
+    model: Annotated[
+        list[str] | None, typer.Option(help="transformer | mlp (repeat; default both)")
+    ] = None,
+    seeds: Annotated[
+        list[int] | None, typer.Option("--seed", help="Seeds (default 0 1 2).")
+    ] = None,
+    lr: Annotated[
+        list[float] | None, typer.Option(help="Learning rates (default: three per model).")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
+) -> None:
+    """Ticket speedup vs the dense run's grokking delay t_gen/t_mem, over learning
+    rates, for the 1-layer transformer and the MLP; writes OUT/regimes.csv|html."""
+    from interp.experiments.ticket_studies import REGIME_LRS, regime_sweep
+
+    models = list(model or ["transformer", "mlp"])
+    try:
+        lrs = {m: tuple(lr) for m in models} if lr else {m: REGIME_LRS.get(m, ()) for m in models}
+        df = regime_sweep(out, models, lrs, list(seeds or [0, 1, 2]), jobs=jobs, log=typer.echo)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    typer.echo(df.drop(columns=["label"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    typer.echo(str(out / "regimes.html"))
+
+
+@tickets_app.command("curve")
+def tickets_curve(
+    run_dir: Annotated[Path, typer.Argument(help="A finished grokking run directory.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output dir (default RUN_DIR/../NAME-curve).")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
+    step: Annotated[
+        list[int] | None, typer.Option(help="Mask steps (repeat; default ~10 log-spaced).")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
+) -> None:
+    """Retrain a ticket from masks taken at several checkpoints: speedup vs mask step,
+    with the mask's overlap with the final mask and its key-frequency share."""
+    from interp.experiments.ticket_studies import mask_step_curve
+
+    out = out or run_dir.parent / f"{run_dir.name}-curve"
+    try:
+        df = mask_step_curve(run_dir, out, rate, step, jobs=jobs, log=typer.echo)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    typer.echo(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    typer.echo(str(out / "curve.html"))
 
 
 viz_app = typer.Typer(no_args_is_help=True, help="Write one visualisation as offline HTML.")

@@ -154,27 +154,89 @@ def test_required_checks_on_known_tables():
     assert only["check"] == "dense generalizes" and not only["pass"]
 
 
-def test_tickets_experiment_tiny_end_to_end(tmp_path):
-    out = tmp_path / "suite"
-    r = CliRunner().invoke(app, ["experiment", "tickets", "--preset", "tiny", "--out", str(out)])
+CONTROLS = ["random", "dense_l2", "t_mem", "no_wd"]
+
+
+@pytest.fixture(scope="module")
+def tiny_suite(tmp_path_factory):
+    """The tiny tickets experiment (it groks by ~200 steps) with four controls."""
+    out = tmp_path_factory.mktemp("suite") / "tiny"
+    args = ["experiment", "tickets", "--preset", "tiny", "--out", str(out)]
+    r = CliRunner().invoke(app, args + [x for c in CONTROLS for x in ("--control", c)])
     assert r.exit_code == 0, r.output
-    assert "dense generalizes" in r.output  # tiny does not grok: the check says so
+    return out, args, r.output
+
+
+def test_tickets_experiment_tiny_end_to_end(tiny_suite):
+    out, args, output = tiny_suite
     table = pd.read_csv(out / "results.csv")
     spec = ticket_suite.PRESETS["tiny"]
-    expect = {"dense", *(f"ticket-r{x:g}" for x in spec.rates)} | set(spec.controls) - {"t_mem"}
-    assert set(table["run"]) == expect  # tiny never memorises, so there is no t_mem ticket
+    assert set(table["run"]) == {"dense", *(f"ticket-r{x:g}" for x in spec.rates), *CONTROLS}
+    by = table.set_index("run")
+    dense_t_gen = by.loc["dense", "t_gen"]
+    assert dense_t_gen > 0  # the tiny preset generalises
+    for _, row in by.iterrows():  # speedup is dense t_gen / run t_gen, or empty
+        if pd.notna(row["t_gen"]):
+            assert row["speedup"] == pytest.approx(dense_t_gen / row["t_gen"])
+        else:
+            assert pd.isna(row["speedup"]) and row["speedup_upper_bound"] > 0
+    t_mem_step = by.loc["t_mem", "mask_step"]
+    assert t_mem_step >= by.loc["dense", "t_mem"]
     result = json.loads((out / "results.json").read_text())
-    assert result["spec"]["dense_preset"] == "tiny" and result["checks"]
+    checks = {c["check"] for c in result["checks"]}
+    assert checks == {
+        "ticket r0.6 >= 1x faster",
+        "dense_l2 within 2x of dense",
+        "random no faster than dense",
+        "t_mem no faster than dense",
+    }
+    for c in result["checks"]:  # printed with its verdict
+        assert f"[{'PASS' if c['pass'] else 'FAIL'}] seed 0: {c['check']}" in output
     html = (out / "tickets_report.html").read_text()
     assert "Steps to 95% test accuracy" in html and "<script src=" not in html
     stamp = (out / "seed0" / "random" / "summary.json").stat().st_mtime_ns
-    r = CliRunner().invoke(app, ["experiment", "tickets", "--preset", "tiny", "--out", str(out)])
+    r = CliRunner().invoke(app, args + [x for c in CONTROLS for x in ("--control", c)])
     assert r.exit_code == 0, r.output
     assert (out / "seed0" / "random" / "summary.json").stat().st_mtime_ns == stamp  # skipped
-    r = CliRunner().invoke(
-        app,
-        ["experiment", "tickets", "--preset", "tiny", "--out", str(out), "--set", "train.lr=1e-2"],
-    )
+    r = CliRunner().invoke(app, [*args, "--set", "train.lr=3e-2"])
     assert r.exit_code == 2 and "another spec" in r.output
     r = CliRunner().invoke(app, ["experiment", "tickets", "--preset", "nope", "--out", str(out)])
     assert r.exit_code == 2 and "unknown tickets-experiment preset" in r.output
+
+
+def test_mask_step_curve_and_default_steps(tiny_suite, tmp_path):
+    from interp.experiments.ticket_studies import default_mask_steps, mask_step_curve
+
+    assert default_mask_steps([0, 10, 20, 40, 80, 100], t_mem=15, t_gen=70) == [
+        0,
+        10,
+        20,
+        40,
+        80,
+        100,
+    ]
+    picks = default_mask_steps(list(range(0, 10001, 100)), t_mem=150, t_gen=2050)
+    assert {0, 200, 2100, 10000} <= set(picks) and len(picks) <= 14
+    out, _, _ = tiny_suite
+    dense = open_run(out / "seed0" / "dense")
+    steps = [0, dense.last_step]
+    r = CliRunner().invoke(
+        app,
+        [
+            "tickets",
+            "curve",
+            str(dense.path),
+            "--out",
+            str(tmp_path / "c"),
+            *[x for s in steps for x in ("--step", str(s))],
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "c" / "curve.csv")
+    assert list(df["mask_step"]) == steps
+    assert df["jaccard_with_final"].iloc[-1] == 1.0
+    final_ticket = pd.read_csv(out / "results.csv").set_index("run").loc["ticket-r0.6", "t_gen"]
+    assert df["t_gen"].iloc[-1] == final_ticket  # same mask, same init, same data: same run
+    assert (tmp_path / "c" / "curve.html").exists()
+    with pytest.raises(ConfigError, match="no checkpoints at"):
+        mask_step_curve(dense.path, tmp_path / "d", steps=[7])
