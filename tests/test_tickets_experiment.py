@@ -16,7 +16,7 @@ from interp.config import ConfigError
 from interp.experiments import grokking, ticket_suite, tickets
 from interp.models import MLPConfig, TransformerConfig, make_mlp, make_transformer, named_weights
 from interp.pruning import load_mask, sparsity
-from interp.pruning.pai import synflow_scores
+from interp.pruning.scores import synflow_scores
 from interp.training.store import RunStore, open_run
 from interp.training.trainer import ClassificationTask, TrainConfig, train
 

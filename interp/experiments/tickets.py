@@ -14,7 +14,7 @@ per-matrix sparsity; ``dense_l1`` / ``dense_l2`` — no mask, the rewound dense
 weights rescaled so the prunable matrices' L1 / L2 norm equals the ticket's
 (Minegishi et al. §4.3); ``snip`` / ``grasp`` / ``synflow`` — pruning at
 initialisation at the same rate and scope, scored on the rewound weights
-(Minegishi et al. §4.2; :mod:`interp.pruning.pai`). Without weight decay:
+(Minegishi et al. §4.2; :mod:`interp.pruning.scores`). Without weight decay:
 ``--set train.weight_decay=0``.
 
 The ticket run's config copies the dense run's data / model / train sections,
@@ -55,7 +55,7 @@ from interp.pruning.masks import (
     random_mask_like,
     save_mask,
 )
-from interp.pruning.pai import grasp_scores, snip_scores, synflow_scores
+from interp.pruning.scores import grasp_scores, snip_scores, synflow_scores
 from interp.training.store import SUMMARY_FILE, Run, RunStore, open_run
 from interp.training.trainer import ClassificationTask, TrainConfig, TrainResult, train
 

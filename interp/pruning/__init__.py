@@ -10,8 +10,10 @@ from interp.pruning.masks import (
     save_mask,
     sparsity,
 )
+from interp.pruning.scores import grasp_scores, snip_scores, synflow_scores
 
 __all__ = [
+    "grasp_scores",
     "jaccard",
     "load_mask",
     "magnitude_mask",
@@ -19,5 +21,7 @@ __all__ = [
     "prunable_weights",
     "random_mask_like",
     "save_mask",
+    "snip_scores",
     "sparsity",
+    "synflow_scores",
 ]

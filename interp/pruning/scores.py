@@ -1,4 +1,5 @@
-"""Pruning-at-initialisation (PaI) scores: SNIP, GraSP and SynFlow.
+"""Pruning scores for pruning at initialisation (PaI): SNIP, GraSP and SynFlow
+(magnitude and random masks are in :mod:`interp.pruning.masks`).
 
 Each function returns a *keep priority* per prunable weight — higher means
 keep — so any of them feeds :func:`interp.pruning.masks.mask_from_scores`,

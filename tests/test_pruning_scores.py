@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from interp.pruning import mask_from_scores
-from interp.pruning.pai import grasp_scores, snip_scores, synflow_scores
+from interp.pruning.scores import grasp_scores, snip_scores, synflow_scores
 
 X = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
 T = 0.5
