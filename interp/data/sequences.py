@@ -125,3 +125,32 @@ def periodic_batch(
     base = torch.randint(lo, hi, (n, seq_len), generator=gen)
     pos = torch.arange(seq_len)
     return torch.gather(base, 1, pos[None, :] % periods[:, None])
+
+
+def markov_stream(
+    n_tokens: int, vocab: int, seed: int, concentration: float = 0.05
+) -> Int[Tensor, " n_tokens"]:
+    """A synthetic language: a first-order Markov chain whose transition rows are
+    drawn from Dirichlet(``concentration``) (small values: few likely successors
+    per token, so the stream has learnable bigram structure and its entropy is
+    known). Fast test data for the repeated-data pipeline."""
+    if n_tokens < 1 or vocab < 2:
+        raise ValueError(f"need n_tokens >= 1 and vocab >= 2, got {n_tokens}, {vocab}")
+    if concentration <= 0:
+        raise ValueError(f"concentration must be > 0, got {concentration}")
+    gen = torch.Generator().manual_seed(seed)
+    gamma = torch.distributions.Gamma(torch.full((vocab, vocab), concentration), 1.0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        weights = gamma.sample() + 1e-12
+    probs = weights / weights.sum(-1, keepdim=True)
+    out = torch.empty(n_tokens, dtype=torch.long)
+    state = int(torch.randint(0, vocab, (1,), generator=gen))
+    # sample in blocks: one multinomial draw per position given the previous token
+    u = torch.rand(n_tokens, generator=gen, dtype=torch.float64)
+    cdf = probs.double().cumsum(-1)
+    cdf[:, -1] = 1.0
+    for i in range(n_tokens):
+        state = int(torch.searchsorted(cdf[state], u[i]))
+        out[i] = state
+    return out

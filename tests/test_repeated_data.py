@@ -1,0 +1,128 @@
+"""The repeated-data mixer's exact token accounting, the shipped corpus, the
+tokenizer, and the synthetic Markov stream."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from interp.config import ConfigError
+from interp.data.corpus import (
+    TextTokenizer,
+    TokenizerConfig,
+    load_documents,
+    token_stream,
+    train_tokenizer,
+)
+from interp.data.repeated import RepeatedConfig, chop, mix_repeated
+from interp.data.sequences import markov_stream
+
+
+@pytest.mark.parametrize(("f", "E"), [(0.5, 10), (0.1, 3), (0.25, 1), (0.0, 100), (0.5, 47)])
+def test_mixer_accounting_is_exact(f, E):
+    cfg = RepeatedConfig(total_tokens=64 * 100, repeated_fraction=f, repeated_epochs=E, seq_len=64)
+    stream = torch.arange(20_000)  # every source position is a distinct token
+    data = mix_repeated(stream, cfg, seed=3)
+    S = cfg.subset_tokens
+    assert S == (round(f * 6400 / E) if f else 0)
+    assert data.sequences.shape == (100, 64)
+    flat, rep = data.sequences.flatten(), data.is_repeated.flatten()
+    counts = torch.bincount(flat, minlength=20_000)
+    assert int(rep.sum()) == S * E == cfg.repeated_tokens
+    assert int((~rep).sum()) == 6400 - S * E == cfg.unique_tokens
+    # every subset token exactly E times, every unique token once, nothing else
+    assert torch.equal(counts[data.subset], torch.full((S,), E))
+    assert torch.equal(counts[data.unique], torch.ones(data.unique.numel(), dtype=torch.long))
+    assert int(counts.sum()) == 6400 and int((counts > 0).sum()) == S + cfg.unique_tokens
+    assert set(data.subset.tolist()).isdisjoint(data.unique.tolist())
+    assert torch.equal(data.is_repeated, torch.isin(data.sequences, data.subset))  # provenance
+    acc = data.accounting()
+    assert acc["repeated_fraction"] == pytest.approx(S * E / 6400)
+    assert abs(acc["repeated_fraction"] - f) <= E / 6400  # f up to the rounding of S
+
+
+def test_mixer_is_seeded_and_shuffled():
+    cfg = RepeatedConfig(total_tokens=64 * 50, repeated_fraction=0.5, repeated_epochs=5, seq_len=64)
+    stream = torch.arange(10_000)
+    a, b = mix_repeated(stream, cfg, 1), mix_repeated(stream, cfg, 1)
+    assert torch.equal(a.sequences, b.sequences)
+    c = mix_repeated(stream, cfg, 2)
+    assert not torch.equal(a.subset, c.subset)
+    # repeated sequences are spread through training, not all first
+    first_half = a.is_repeated[:25].float().mean()
+    assert 0.2 < float(first_half) < 0.8
+
+
+def test_mixer_rejects_bad_budgets():
+    with pytest.raises(ConfigError, match="multiple of"):
+        RepeatedConfig(total_tokens=1000, seq_len=64)
+    with pytest.raises(ConfigError, match="too large"):
+        RepeatedConfig(total_tokens=6400, repeated_fraction=0.5, repeated_epochs=100, seq_len=64)
+    with pytest.raises(ConfigError, match="repeated_fraction"):
+        RepeatedConfig(repeated_fraction=1.0)
+    cfg = RepeatedConfig(total_tokens=6400, repeated_fraction=0.5, repeated_epochs=10, seq_len=64)
+    with pytest.raises(ValueError, match="needs 3,520"):
+        mix_repeated(torch.arange(1000), cfg, 0)
+    with pytest.raises(ValueError, match="holds no sequence"):
+        chop(torch.arange(10), 64)
+
+
+def test_shipped_corpus_splits_share_no_text():
+    train, test = load_documents("python-stdlib", "train"), load_documents("python-stdlib", "test")
+    assert len(train) == 633 and len(test) == 40
+    joined = "\n".join(train)
+    rng = random.Random(0)
+    for _ in range(200):
+        doc = rng.choice(test)
+        b = doc.encode()
+        i = rng.randrange(0, len(b) - 128)
+        window = b[i : i + 128].decode("utf-8", errors="ignore")[8:-8]  # whole characters
+        assert window not in joined
+    assert set(train).isdisjoint(test)
+
+
+def test_corrupted_corpus_is_refused(tmp_path, monkeypatch):
+    import shutil
+
+    from interp.data.corpus import data_dir
+
+    shutil.copytree(data_dir() / "python-stdlib", tmp_path / "python-stdlib")
+    p = tmp_path / "python-stdlib" / "test.txt.xz"
+    raw = bytearray(p.read_bytes())
+    raw[100] ^= 1
+    p.write_bytes(bytes(raw))
+    monkeypatch.setenv("INTERP_DATA_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="sha256"):
+        load_documents("python-stdlib", "test")
+    with pytest.raises(FileNotFoundError, match="available"):
+        load_documents("nope", "test")
+
+
+def test_bpe_tokenizer_round_trips_and_is_deterministic(tmp_path):
+    docs = load_documents("python-stdlib", "test")[:10]
+    cfg = TokenizerConfig("bpe", 600)
+    tok = train_tokenizer(cfg, docs)
+    again = train_tokenizer(cfg, docs)
+    assert tok.to_json() == again.to_json()
+    assert tok.vocab_size == 600 and tok.decode(tok.encode(docs[0])) == docs[0]
+    tok.save(tmp_path / "tok.json")
+    loaded = TextTokenizer.load(tmp_path / "tok.json")
+    assert loaded.encode(docs[1]) == tok.encode(docs[1])
+    stream = token_stream(docs[:2], tok)
+    assert int((stream == tok.eos_id).sum()) == 2 and int(stream[-1]) == tok.eos_id
+    byte = train_tokenizer(TokenizerConfig("byte", 257), [])
+    assert byte.encode("é") == [195, 169] and byte.decode([195, 169, 256]) == "é"
+    with pytest.raises(ConfigError, match="257"):
+        TokenizerConfig("byte", 300)
+
+
+def test_markov_stream_follows_its_transition_structure():
+    s = markov_stream(30_000, 16, seed=0, concentration=0.05)
+    assert torch.equal(s, markov_stream(30_000, 16, seed=0, concentration=0.05))
+    pairs = torch.bincount(s[:-1] * 16 + s[1:], minlength=256).reshape(16, 16).float()
+    rows = pairs / pairs.sum(-1, keepdim=True).clamp(min=1)
+    # sparse Dirichlet rows: a token's top successor takes most of its mass
+    assert float(rows.max(-1).values.mean()) > 0.5
+    assert len(set(s.tolist())) > 8
