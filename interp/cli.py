@@ -108,6 +108,12 @@ train_app.command("induction")(
         "induction", "Train an attention-only model on repeated sequences; induction heads form."
     )
 )
+train_app.command("repeated-data")(
+    _make_train_command(
+        "repeated_data",
+        "Train a language model on unique + repeated tokens (one run of the grid).",
+    )
+)
 
 
 @app.command()

@@ -10,6 +10,7 @@ EXPERIMENTS = {
     "grokking": ("interp.experiments.grokking", "GrokkingConfig"),
     "induction": ("interp.experiments.induction", "InductionConfig"),
     "tickets": ("interp.experiments.tickets", "TicketsConfig"),
+    "repeated_data": ("interp.experiments.repeated_data", "RepeatedDataConfig"),
 }
 
 

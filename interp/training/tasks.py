@@ -81,3 +81,68 @@ class GeneratedLMTask:
         if self.probe_metrics is not None:
             res.update(self.probe_metrics(model))
         return res
+
+
+@dataclass
+class SequenceLMTask:
+    """Next-token prediction on a fixed, already shuffled set of training
+    sequences, read in order: step ``s`` (1-based) trains on sequences
+    ``[(s−1)·B, s·B)`` (wrapping around after one pass), so a run of
+    ``n / B`` steps sees every sequence exactly once and the batch is a pure
+    function of the step. ``evals`` are named sets of sequences whose mean
+    next-token loss and accuracy are logged at every evaluation (e.g. held-out
+    text, the repeated subset, unique training text); ``probe_metrics`` adds
+    more (e.g. the copying evaluation).
+    """
+
+    train: Int[Tensor, "n seq"]
+    evals: dict[str, Tensor]
+    probe_metrics: Callable[[nn.Module], dict[tuple[str, str], float]] | None = None
+    eval_batch: int = 64
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        if self.train.ndim != 2 or self.train.shape[0] == 0 or self.train.shape[1] < 2:
+            raise ValueError(
+                f"train must be a non-empty [n, seq>=2] tensor, got {tuple(self.train.shape)}"
+            )
+        for name, t in self.evals.items():
+            if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] < 2:
+                raise ValueError(f"eval set {name!r} must be a non-empty [k, seq>=2] tensor")
+
+    def to(self, device: torch.device) -> SequenceLMTask:
+        return SequenceLMTask(
+            self.train.to(device),
+            {k: v.to(device) for k, v in self.evals.items()},
+            self.probe_metrics,
+            self.eval_batch,
+            torch.device(device),
+        )
+
+    def batch(self, step: int, batch_size: int | None, seed: int) -> tuple[Tensor, Tensor]:
+        n = self.train.shape[0]
+        b = n if batch_size is None else batch_size
+        idx = (torch.arange(b, device=self.train.device) + (step - 1) * b) % n
+        toks = self.train[idx].long()
+        return toks, toks[:, 1:].reshape(-1)
+
+    def logits(self, model: nn.Module, inputs: Tensor) -> Tensor:
+        return next_token_logits(model, inputs)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loss_dtype: torch.dtype) -> dict[tuple[str, str], float]:
+        res: dict[tuple[str, str], float] = {}
+        for name, seqs in self.evals.items():
+            total, correct, count = 0.0, 0, 0
+            for i in range(0, seqs.shape[0], self.eval_batch):
+                toks = seqs[i : i + self.eval_batch].long()
+                logits = next_token_logits(model, toks)
+                target = toks[:, 1:].reshape(-1)
+                total += F.cross_entropy(logits.to(loss_dtype), target, reduction="sum").item()
+                correct += int((logits.argmax(-1) == target).sum())
+                count += target.numel()
+            res[(name, "loss")] = total / count
+            res[(name, "accuracy")] = correct / count
+        if self.probe_metrics is not None:
+            res.update(self.probe_metrics(model))
+        return res

@@ -1,0 +1,127 @@
+"""Memorization and copying measures for language models trained on repeated
+data (Hernandez et al. 2022).
+
+* :func:`copy_losses` — the copying evaluation of Hernandez et al. §4 (after
+  Olsson et al.): a held-out passage repeated several times in one context;
+  the mean next-token loss on each copy. A model that copies from context
+  predicts copies 2, 3, … far better than copy 1 (which it has never seen).
+* :func:`verbatim_fraction` — memorization as verbatim reproduction (Carlini
+  et al. 2021/2022's extractability with a known prefix): greedy-decode
+  ``continuation`` tokens after a ``prefix`` of a training sequence and count
+  the sequences reproduced exactly, and the share of tokens matched.
+* :func:`fit_power_law` / :func:`effective_size` — Hernandez §3's "effective
+  model size": fit test loss vs non-embedding parameter count on the
+  unique-data runs, ``L(N) = a · N^(−α)`` (a straight line in log–log), and
+  invert it: a repeated-data run with loss ``L`` does as well as a model of
+  ``N_eff = (L / a)^(−1/α)`` parameters trained on unique data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def copy_losses(
+    model: nn.Module, passages: Int[Tensor, "n length"], copies: int = 4, batch: int = 32
+) -> Float[Tensor, " copies"]:
+    """Mean next-token loss on each of ``copies`` back-to-back copies of each
+    passage (the first token of copy 1 is not predicted). Needs
+    ``copies · length ≤ n_ctx``."""
+    n, length = passages.shape
+    if copies < 2:
+        raise ValueError(f"copies must be >= 2, got {copies}")
+    n_ctx = getattr(getattr(model, "cfg", None), "n_ctx", None)
+    if n_ctx is not None and copies * length > n_ctx:
+        raise ValueError(f"{copies} copies of {length} tokens exceed the context ({n_ctx})")
+    device = next(model.parameters()).device
+    sums = torch.zeros(copies, dtype=torch.float64)
+    counts = torch.zeros(copies, dtype=torch.float64)
+    for i in range(0, n, batch):
+        toks = passages[i : i + batch].long().repeat(1, copies).to(device)
+        logits = model(toks[:, :-1]).double()
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), toks[:, 1:].reshape(-1), reduction="none"
+        ).reshape(toks.shape[0], -1)
+        # position j of `loss` predicts token j+1, which lies in copy (j+1) // length
+        which = (torch.arange(1, toks.shape[1], device=device) // length).cpu()
+        per = loss.cpu()
+        for c in range(copies):
+            sel = per[:, which == c]
+            sums[c] += sel.sum()
+            counts[c] += sel.numel()
+    return (sums / counts).float()
+
+
+@torch.no_grad()
+def verbatim_fraction(
+    model: nn.Module,
+    sequences: Int[Tensor, "n seq"],
+    prefix: int = 32,
+    continuation: int = 32,
+    batch: int = 64,
+) -> dict[str, float]:
+    """Greedy continuation of ``continuation`` tokens from the first ``prefix``
+    tokens of each sequence: ``exact`` = share of sequences reproduced
+    exactly, ``token_match`` = share of continuation tokens matched."""
+    if prefix < 1 or continuation < 1 or prefix + continuation > sequences.shape[1]:
+        raise ValueError(
+            f"prefix {prefix} + continuation {continuation} must fit the "
+            f"{sequences.shape[1]}-token sequences (both >= 1)"
+        )
+    device = next(model.parameters()).device
+    exact, matched, n = 0, 0, sequences.shape[0]
+    for i in range(0, n, batch):
+        seqs = sequences[i : i + batch].long().to(device)
+        ctx = seqs[:, :prefix]
+        for _ in range(continuation):
+            nxt = model(ctx)[:, -1].argmax(-1, keepdim=True)
+            ctx = torch.cat([ctx, nxt], dim=1)
+        target = seqs[:, prefix : prefix + continuation]
+        hit = ctx[:, prefix:] == target
+        exact += int(hit.all(-1).sum())
+        matched += int(hit.sum())
+    return {"exact": exact / n, "token_match": matched / (n * continuation)}
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """``loss = a · N^(−alpha)``."""
+
+    a: float
+    alpha: float
+
+    def loss(self, n_params: float) -> float:
+        return self.a * n_params ** (-self.alpha)
+
+
+def fit_power_law(
+    n_params: Float[Tensor, " k"] | list[float], losses: Float[Tensor, " k"] | list[float]
+) -> PowerLaw:
+    """Least-squares line through (log N, log L); needs ≥ 2 distinct sizes and
+    losses that fall with size."""
+    x = torch.log(torch.as_tensor(n_params, dtype=torch.float64))
+    y = torch.log(torch.as_tensor(losses, dtype=torch.float64))
+    if x.numel() < 2 or x.unique().numel() < 2:
+        raise ValueError("a power-law fit needs at least two distinct model sizes")
+    xm, ym = x.mean(), y.mean()
+    slope = float(((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum())
+    if slope >= 0:
+        raise ValueError(f"loss does not fall with size (log-log slope {slope:.3g}); no fit")
+    return PowerLaw(a=math.exp(float(ym - slope * xm)), alpha=-slope)
+
+
+def effective_size(law: PowerLaw, loss: float) -> float:
+    """Parameters a unique-data model needs to reach ``loss`` under ``law``."""
+    if loss <= 0:
+        raise ValueError(f"loss must be positive, got {loss}")
+    return (loss / law.a) ** (-1.0 / law.alpha)
+
+
+__all__ = ["PowerLaw", "copy_losses", "effective_size", "fit_power_law", "verbatim_fraction"]

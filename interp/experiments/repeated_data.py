@@ -1,0 +1,387 @@
+"""One language-model run of the repeated-data experiment (Hernandez et al.
+2022, "Scaling Laws and Interpretability of Learning from Repeated Data").
+
+A decoder-only transformer (TL bridge, LayerNorm, MLPs) is trained for one
+pass over ``D`` tokens, a fraction ``f`` of which is a small subset repeated
+``E`` times (:mod:`interp.data.repeated`). Logged at every evaluation:
+
+* ``test/loss`` — held-out text (another split of the corpus);
+* ``repeated/loss`` — the repeated subset; ``unique/loss`` — unique training text;
+* ``copy/loss_first``, ``copy/loss_later``, ``copy/gain`` — Hernandez §4's
+  copying evaluation: held-out passages repeated 4 times in one context, mean
+  loss on copy 1 vs copies 2–4 (gain = first − later).
+
+``summary.json`` adds the achieved f and E, token counts, non-embedding
+parameter count (for the effective-size fit) and verbatim memorisation of the
+repeated subset (:func:`interp.analysis.memorization.verbatim_fraction`).
+The run directory holds the tokenizer (``tokenizer.json``) and the data
+accounting (``data.json``).
+
+The number of steps is derived: ``D / (seq_len · batch_size)`` (one pass).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from interp.config import ConfigError, check_choice, check_float, check_int
+from interp.data.corpus import (
+    TextTokenizer,
+    TokenizerConfig,
+    corpus_manifest,
+    load_documents,
+    token_stream,
+    train_tokenizer,
+)
+from interp.data.repeated import RepeatedConfig, RepeatedData, chop, mix_repeated
+from interp.data.sequences import markov_stream
+from interp.experiments.common import format_fields, pick_preset, prepare_run
+from interp.models import TransformerConfig, make_model
+from interp.training.store import SUMMARY_FILE, atomic_write_json
+from interp.training.tasks import SequenceLMTask
+from interp.training.trainer import TrainConfig, TrainResult, final_metrics, train
+
+EXPERIMENT = "repeated_data"
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where the tokens come from: the shipped corpus or a synthetic Markov language."""
+
+    name: Literal["python-stdlib", "markov"] = "python-stdlib"
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    markov_vocab: int = 64
+    markov_tokens: int = 400_000
+    markov_concentration: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_choice("corpus.name", self.name, ("python-stdlib", "markov"))
+        check_int("corpus.markov_vocab", self.markov_vocab, lo=2)
+        check_int("corpus.markov_tokens", self.markov_tokens, lo=1000)
+        check_float("corpus.markov_concentration", self.markov_concentration, 0.0, lo_open=True)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.markov_vocab if self.name == "markov" else self.tokenizer.vocab_size
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Sizes of the evaluation sets and probes."""
+
+    test_sequences: int = 128
+    subset_sequences: int = 64
+    unique_sequences: int = 64
+    copy_passages: int = 32
+    copy_length: int = 32
+    copies: int = 4
+    verbatim_sequences: int = 64
+    verbatim_prefix: int = 32
+    verbatim_continuation: int = 32
+
+    def __post_init__(self) -> None:
+        for name in (
+            "test_sequences", "subset_sequences", "unique_sequences", "copy_passages",
+            "copy_length", "verbatim_sequences", "verbatim_prefix", "verbatim_continuation",
+        ):  # fmt: skip
+            check_int(f"eval.{name}", getattr(self, name), lo=1)
+        check_int("eval.copies", self.copies, lo=2, hi=64)
+
+
+@dataclass(frozen=True)
+class RepeatedDataConfig:
+    """One run: corpus and tokenizer, the repeated-data mix, model, optimiser, probes."""
+
+    seed: int = 0
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    data: RepeatedConfig = field(default_factory=RepeatedConfig)
+    model: TransformerConfig = field(default_factory=TransformerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        check_int("seed", self.seed, lo=0, hi=2**31 - 1)
+        if self.train.batch_size is None:
+            raise ConfigError("train.batch_size must be set for language-model runs")
+        n_seq = self.data.total_tokens // self.data.seq_len
+        if n_seq % self.train.batch_size:
+            raise ConfigError(
+                f"data.total_tokens / data.seq_len = {n_seq} sequences is not a multiple of "
+                f"train.batch_size={self.train.batch_size}"
+            )
+        e = self.eval
+        if e.copies * e.copy_length > self.data.seq_len:
+            raise ConfigError(
+                f"eval.copies × eval.copy_length = {e.copies * e.copy_length} exceeds "
+                f"data.seq_len={self.data.seq_len}"
+            )
+        if e.verbatim_prefix + e.verbatim_continuation > self.data.seq_len:
+            raise ConfigError("eval.verbatim_prefix + eval.verbatim_continuation > data.seq_len")
+
+    @property
+    def steps(self) -> int:
+        return self.data.total_tokens // (self.data.seq_len * self.train.batch_size)
+
+    def resolve(self) -> RepeatedDataConfig:
+        """Context = sequence length, vocabulary from the corpus, steps = one pass."""
+        v = self.corpus.vocab_size
+        model = replace(self.model, n_ctx=self.data.seq_len, d_vocab=v, d_vocab_out=v)
+        return replace(self, model=model, train=replace(self.train, steps=self.steps))
+
+
+SIZES: dict[str, TransformerConfig] = {
+    "tiny": TransformerConfig(n_layers=1, n_heads=2, d_model=32, d_head=16, d_mlp=64,
+                              normalization="LN", act_fn="gelu"),
+    "xs": TransformerConfig(n_layers=2, n_heads=4, d_model=64, d_head=16, d_mlp=256,
+                            normalization="LN", act_fn="gelu"),
+    "s": TransformerConfig(n_layers=2, n_heads=4, d_model=128, d_head=32, d_mlp=512,
+                           normalization="LN", act_fn="gelu"),
+    "m": TransformerConfig(n_layers=2, n_heads=6, d_model=192, d_head=32, d_mlp=768,
+                           normalization="LN", act_fn="gelu"),
+    "l": TransformerConfig(n_layers=4, n_heads=8, d_model=256, d_head=32, d_mlp=1024,
+                           normalization="LN", act_fn="gelu"),
+    "xl": TransformerConfig(n_layers=4, n_heads=8, d_model=512, d_head=64, d_mlp=2048,
+                            normalization="LN", act_fn="gelu"),
+}  # fmt: skip
+
+_LM_TRAIN = TrainConfig(
+    lr=1e-3,
+    weight_decay=0.1,
+    betas=(0.9, 0.95),
+    warmup_steps=50,
+    lr_schedule="cosine",
+    min_lr_ratio=0.1,
+    batch_size=16,
+    loss_dtype="float32",
+    grad_clip=1.0,
+    eval_every=100,
+    checkpoint_every=200,
+)
+
+PRESETS: dict[str, RepeatedDataConfig] = {
+    "cpu-quick": RepeatedDataConfig(
+        corpus=CorpusConfig("python-stdlib", TokenizerConfig("bpe", 4096)),
+        data=RepeatedConfig(total_tokens=2_097_152, repeated_fraction=0.5,
+                            repeated_epochs=100, seq_len=256),
+        model=SIZES["s"],
+        train=replace(_LM_TRAIN, lr=2e-3, batch_size=16),
+    ),
+    "paper": RepeatedDataConfig(
+        corpus=CorpusConfig("python-stdlib", TokenizerConfig("bpe", 8192)),
+        data=RepeatedConfig(total_tokens=2_621_440, repeated_fraction=0.5,
+                            repeated_epochs=100, seq_len=512),
+        model=SIZES["l"],
+        train=replace(_LM_TRAIN, lr=1e-3, batch_size=32, eval_every=50, checkpoint_every=50),
+    ),
+    "tiny": RepeatedDataConfig(
+        corpus=CorpusConfig("markov", markov_vocab=32, markov_tokens=60_000),
+        data=RepeatedConfig(total_tokens=16_384, repeated_fraction=0.5,
+                            repeated_epochs=8, seq_len=64),
+        model=SIZES["tiny"],
+        train=replace(_LM_TRAIN, lr=3e-3, batch_size=8, warmup_steps=5, eval_every=8,
+                      checkpoint_every=16),
+        eval=EvalConfig(test_sequences=16, subset_sequences=8, unique_sequences=8,
+                        copy_passages=8, copy_length=16, verbatim_sequences=8,
+                        verbatim_prefix=16, verbatim_continuation=8),
+    ),
+}  # fmt: skip
+
+
+def preset(
+    name: str, seed: int | None = None, overrides: list[str] | None = None
+) -> RepeatedDataConfig:
+    return pick_preset(EXPERIMENT, PRESETS, name, seed, overrides)
+
+
+# --- data -----------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """``$INTERP_CACHE_DIR`` or ``~/.cache/interp`` (tokenizers and token streams)."""
+    env = os.environ.get("INTERP_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "interp"
+
+
+def corpus_streams(corpus: CorpusConfig) -> tuple[TextTokenizer | None, Tensor, Tensor]:
+    """(tokenizer, train stream, test stream) of ``corpus``; BPE tokenizers and
+    token streams of real corpora are cached on disk, keyed by the corpus
+    hashes and the tokenizer config (both are deterministic)."""
+    return _corpus_streams(json.dumps(_corpus_key(corpus), sort_keys=True), corpus)
+
+
+def _corpus_key(corpus: CorpusConfig) -> dict[str, Any]:
+    if corpus.name == "markov":
+        return {"markov": [corpus.markov_vocab, corpus.markov_tokens, corpus.markov_concentration]}
+    m = corpus_manifest(corpus.name)
+    return {
+        "corpus": corpus.name,
+        "sha": [m["train"]["sha256_xz"], m["test"]["sha256_xz"]],
+        "tokenizer": [corpus.tokenizer.kind, corpus.tokenizer.vocab_size],
+    }
+
+
+@lru_cache(maxsize=4)
+def _corpus_streams(key: str, corpus: CorpusConfig) -> tuple[TextTokenizer | None, Tensor, Tensor]:
+    if corpus.name == "markov":
+        n_test = max(corpus.markov_tokens // 10, 4096)
+        stream = markov_stream(
+            corpus.markov_tokens + n_test, corpus.markov_vocab, 0, corpus.markov_concentration
+        )
+        return None, stream[: corpus.markov_tokens], stream[corpus.markov_tokens :]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    folder = cache_dir() / f"{corpus.name}-{digest}"
+    tok_path, st_path = folder / "tokenizer.json", folder / "tokens.safetensors"
+    if tok_path.exists() and st_path.exists():
+        try:
+            t = load_file(st_path)
+            return TextTokenizer.load(tok_path), t["train"], t["test"]
+        except Exception:  # a torn cache entry: rebuild it
+            pass
+    train_docs = load_documents(corpus.name, "train")
+    tok = train_tokenizer(corpus.tokenizer, train_docs)
+    train_s = token_stream(train_docs, tok)
+    test_s = token_stream(load_documents(corpus.name, "test"), tok)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".tokens.{os.getpid()}.tmp"
+    save_file({"train": train_s, "test": test_s}, tmp)
+    tok.save(tok_path)
+    os.replace(tmp, st_path)
+    return tok, train_s, test_s
+
+
+@dataclass
+class LMData:
+    """Everything one run trains and evaluates on."""
+
+    mixed: RepeatedData
+    test: Tensor
+    subset: Tensor | None
+    unique: Tensor
+    copy_passages: Tensor
+    tokenizer: TextTokenizer | None
+
+
+def make_data(cfg: RepeatedDataConfig) -> LMData:
+    """The mixed training sequences and the evaluation sets of ``cfg``."""
+    tok, train_s, test_s = corpus_streams(cfg.corpus)
+    mixed = mix_repeated(train_s, cfg.data, cfg.seed)
+    e, L = cfg.eval, cfg.data.seq_len
+    test = chop(test_s, L, e.test_sequences)
+    # copy passages from the part of the test stream the test sequences don't use
+    rest = test_s[test.numel() :]
+    if rest.numel() < e.copy_length:
+        rest = test_s
+    passages = chop(rest, e.copy_length, e.copy_passages)
+    subset = chop(mixed.subset, L, e.subset_sequences) if mixed.subset.numel() >= L else None
+    unique = chop(mixed.unique, L, e.unique_sequences)
+    return LMData(mixed, test, subset, unique, passages, tok)
+
+
+def make_task(cfg: RepeatedDataConfig, data: LMData | None = None) -> SequenceLMTask:
+    from interp.analysis.memorization import copy_losses
+
+    data = data or make_data(cfg)
+    evals = {"test": data.test, "unique": data.unique}
+    if data.subset is not None:
+        evals["repeated"] = data.subset
+
+    def probes(model: nn.Module) -> dict[tuple[str, str], float]:
+        losses = copy_losses(model, data.copy_passages, cfg.eval.copies)
+        first, later = float(losses[0]), float(losses[1:].mean())
+        return {
+            ("copy", "loss_first"): first,
+            ("copy", "loss_later"): later,
+            ("copy", "gain"): first - later,
+        }
+
+    return SequenceLMTask(data.mixed.sequences, evals, probes)
+
+
+def non_embedding_params(model: nn.Module) -> int:
+    """Parameters outside the token/position embeddings and the unembedding
+    (Kaplan et al. 2020's N, used by Hernandez et al.)."""
+    return sum(
+        p.numel()
+        for n, p in model.state_dict().items()
+        if not (n.startswith(("embed.", "pos_embed.", "unembed.")))
+    )
+
+
+def summarize_run(
+    rows: list[dict[str, Any]], model: nn.Module, cfg: RepeatedDataConfig, data: LMData
+) -> dict[str, Any]:
+    """Final losses, copying, verbatim memorisation, accounting, parameter counts."""
+    from interp.analysis.memorization import verbatim_fraction
+
+    e = cfg.eval
+    out: dict[str, Any] = final_metrics(rows)
+    out.update({f"data_{k}": v for k, v in data.mixed.accounting().items()})
+    out["non_embedding_params"] = non_embedding_params(model)
+    out["params"] = sum(p.numel() for p in model.parameters())
+    out["tokens_seen"] = cfg.steps * cfg.train.batch_size * cfg.data.seq_len  # type: ignore[operator]
+    model.eval()
+    sets = {"test": data.test, "unique": data.unique}
+    if data.subset is not None:
+        sets["repeated"] = data.subset
+    for name, seqs in sets.items():
+        v = verbatim_fraction(
+            model, seqs[: e.verbatim_sequences], e.verbatim_prefix, e.verbatim_continuation
+        )
+        out[f"verbatim_{name}_exact"] = v["exact"]
+        out[f"verbatim_{name}_token_match"] = v["token_match"]
+    return out
+
+
+def run(
+    cfg: RepeatedDataConfig,
+    run_dir: str,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    quiet: bool = False,
+    stop_after_step: int | None = None,
+) -> TrainResult:
+    """Train one repeated-data run into ``run_dir`` (resumable)."""
+    cfg = cfg.resolve()
+    store, dev = prepare_run(EXPERIMENT, cfg, run_dir, device, threads)
+    data = make_data(cfg)
+    if data.tokenizer is not None:
+        data.tokenizer.save(store.path / "tokenizer.json")
+    atomic_write_json(store.path / "data.json", data.mixed.accounting())
+    model = make_model(cfg.model, seed=cfg.seed, device=dev)
+    result = train(
+        model, make_task(cfg, data), cfg.train, store, cfg.seed,
+        device=dev, quiet=quiet, stop_after_step=stop_after_step,
+    )  # fmt: skip
+    if result.summary:
+        summary = summarize_run(store.read_metric_rows(), result.model, cfg, data)
+        summary["steps"] = result.summary["steps"]
+        atomic_write_json(store.path / SUMMARY_FILE, summary)
+        result.summary = summary
+    return result
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    return format_fields(
+        summary,
+        [
+            "final_test_loss", "final_repeated_loss", "final_unique_loss", "final_copy_gain",
+            "verbatim_repeated_exact", "data_repeated_fraction", "data_repeated_epochs",
+            "non_embedding_params", "steps",
+        ],
+    )  # fmt: skip
+
+
+__all__ = [
+    "EXPERIMENT", "PRESETS", "SIZES", "CorpusConfig", "EvalConfig", "RepeatedDataConfig",
+    "corpus_streams", "make_data", "make_task", "non_embedding_params", "preset", "run",
+]  # fmt: skip
