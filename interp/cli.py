@@ -370,6 +370,40 @@ def tickets_curve(
     typer.echo(str(out / "curve.html"))
 
 
+@experiment_app.command("repeated-data")
+def experiment_repeated_data(
+    preset: Annotated[str, typer.Option(help="cpu-quick | cpu-full | paper | tiny")] = "cpu-quick",
+    out: Annotated[
+        Path | None, typer.Option(help="Output dir (default runs/repeated-PRESET).")
+    ] = None,
+    seeds: Annotated[
+        list[int] | None, typer.Option("--seed", help="Seeds of the main grid (repeat).")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
+    backend: Annotated[str, typer.Option(help="local | ray (an existing Ray cluster)")] = "local",
+    threads: Annotated[int | None, typer.Option(help="torch threads when --jobs 1")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override every run, e.g. train.lr=1e-3.")
+    ] = None,
+) -> None:
+    """Sizes × repeated fraction × repeated epochs × seeds, with f = 0 baselines and
+    unique-only controls; writes OUT/results.csv|json and repeated_report.html.
+    Relaunching skips finished runs and resumes interrupted ones."""
+    from interp.experiments.repeated_grid import aggregate, grid_preset, run_grid
+
+    out = out or Path("runs") / f"repeated-{preset}"
+    try:
+        spec = grid_preset(preset, seeds, list(set_ or []))
+        table = run_grid(spec, out, jobs=jobs, backend=backend, threads=threads, log=typer.echo)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    cols = ["size", "run", "seeds", "test_loss_mean", "se", "vs_f0", "vs_unique-fewer-steps",
+            "vs_unique-same-steps", "copy_gain_mean", "prefix_matching_max_mean"]  # fmt: skip
+    typer.echo(aggregate(table)[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    typer.echo(str(out / "repeated_report.html"))
+
+
 viz_app = typer.Typer(no_args_is_help=True, help="Write one visualisation as offline HTML.")
 app.add_typer(viz_app, name="viz")
 

@@ -1,0 +1,361 @@
+"""The repeated-data grid (Hernandez et al. 2022 §2–4): model sizes × repeated
+fraction f × repeated epochs E × seeds, with the unique-data baselines and
+controls, a results table, mean ± standard error over seeds, and figures.
+
+Runs per size and seed:
+
+* ``f0`` — D unique tokens (the baseline; also the points of the
+  effective-size power law);
+* for each f > 0: ``unique-fewer-steps`` — only the (1−f)·D unique tokens,
+  same batch, so fewer steps; ``unique-same-steps`` — the same tokens with
+  the batch scaled by (1−f), so as many steps as the repeated-data runs
+  (Hernandez's models are step-limited at this scale; both controls are needed);
+* for each f > 0 and E: the repeated-data run.
+
+Layout: ``OUT/grid.json`` (the spec), ``OUT/<size>/<run>/seed<k>/`` (run
+directories), ``OUT/results.csv|json`` and ``OUT/repeated_report.html``.
+Finished runs are skipped on relaunch; an interrupted run resumes.
+
+Execution: one after another (default), in ``jobs`` worker processes with one
+torch thread each, or as Ray tasks on an existing cluster
+(``backend="ray"``, ``pip install 'memgen-interp[ray]'``; ``ray.init(address="auto")``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from interp.config import ConfigError
+from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
+
+GRID_FILE = "grid.json"
+HEADS_FILE = "final_heads.json"
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """What one ``interp experiment repeated-data`` launch trains."""
+
+    base: str = "cpu-quick"
+    sizes: tuple[str, ...] = ("s",)
+    fractions: tuple[float, ...] = (0.5,)
+    epochs: tuple[int, ...] = (10, 100, 1000)
+    seeds: tuple[int, ...] = (0,)
+    key_epochs: tuple[int, ...] = ()
+    key_seeds: tuple[int, ...] = ()
+    controls: bool = True
+    overrides: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        from interp.experiments.repeated_data import PRESETS, SIZES
+
+        if self.base not in PRESETS:
+            raise ConfigError(
+                f"unknown repeated-data preset {self.base!r}; choose from {sorted(PRESETS)}"
+            )
+        bad = sorted(set(self.sizes) - set(SIZES))
+        if bad:
+            raise ConfigError(f"unknown model sizes {bad}; choose from {sorted(SIZES)}")
+        for f in self.fractions:
+            if not 0.0 < f < 1.0:
+                raise ConfigError(
+                    f"fractions must be in (0, 1) (f = 0 runs are always included), got {f}"
+                )
+        if not self.seeds or not self.sizes:
+            raise ConfigError("sizes and seeds must not be empty")
+
+
+GRIDS: dict[str, GridSpec] = {
+    "cpu-quick": GridSpec(base="cpu-quick", sizes=("s",), fractions=(0.5,),
+                          epochs=(10, 100, 1000), seeds=(0,)),
+    "cpu-full": GridSpec(base="cpu-quick", sizes=("xs", "s", "m"), fractions=(0.1, 0.5),
+                         epochs=(3, 10, 30, 60, 100, 200, 400, 1000), seeds=(0,),
+                         key_epochs=(30, 100, 400), key_seeds=(0, 1, 2)),
+    "paper": GridSpec(base="paper", sizes=("s", "l", "xl"), fractions=(0.1, 0.5),
+                      epochs=(10, 30, 100, 300, 1000), seeds=(0, 1, 2)),
+    "tiny": GridSpec(base="tiny", sizes=("tiny",), fractions=(0.5,), epochs=(2, 8),
+                     seeds=(0, 1)),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One run of the grid."""
+
+    size: str
+    kind: str  # f0 | repeated | unique-fewer-steps | unique-same-steps
+    seed: int
+    f: float = 0.0
+    epochs: int = 0
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        if self.kind == "repeated":
+            return f"f{self.f:g}-E{self.epochs}"
+        if self.kind == "f0":
+            return "f0"
+        return f"{self.kind}-f{self.f:g}"
+
+    def path(self, out: Path) -> Path:
+        return out / self.size / self.name / f"seed{self.seed}"
+
+
+def grid_runs(spec: GridSpec) -> list[GridRun]:
+    """Every run of ``spec``, cheapest-first within each seed."""
+    from interp.experiments.repeated_data import PRESETS
+
+    base = PRESETS[spec.base]
+    D, L, B = base.data.total_tokens, base.data.seq_len, base.train.batch_size or 1
+    runs: list[GridRun] = []
+    for size in spec.sizes:
+        for seed in sorted(set(spec.seeds) | set(spec.key_seeds)):
+            main = seed in spec.seeds
+            runs.append(GridRun(size, "f0", seed, overrides=("data.repeated_fraction=0.0",)))
+            for f in spec.fractions:
+                unique = round((1 - f) * D / L) * L
+                if spec.controls:
+                    runs.append(
+                        GridRun(
+                            size,
+                            "unique-fewer-steps",
+                            seed,
+                            f,
+                            0,
+                            ("data.repeated_fraction=0.0", f"data.total_tokens={unique}"),
+                        )
+                    )
+                    b = round(B * (1 - f))
+                    if b >= 1 and (unique // L) % b == 0:
+                        runs.append(
+                            GridRun(
+                                size,
+                                "unique-same-steps",
+                                seed,
+                                f,
+                                0,
+                                (
+                                    "data.repeated_fraction=0.0",
+                                    f"data.total_tokens={unique}",
+                                    f"train.batch_size={b}",
+                                ),
+                            )
+                        )
+                for e in spec.epochs:
+                    if main or e in spec.key_epochs:
+                        runs.append(
+                            GridRun(
+                                size,
+                                "repeated",
+                                seed,
+                                f,
+                                e,
+                                (f"data.repeated_fraction={f}", f"data.repeated_epochs={e}"),
+                            )
+                        )
+    return runs  # fmt: skip
+
+
+def run_config(spec: GridSpec, r: GridRun):
+    from interp.experiments.repeated_data import SIZES, preset
+
+    size = SIZES[r.size]
+    fields = [f"model.{k}={json.dumps(v)}" for k, v in asdict(size).items() if k != "kind"]
+    return preset(spec.base, seed=r.seed, overrides=[*fields, *r.overrides, *spec.overrides])
+
+
+def execute(spec: GridSpec, r: GridRun, out: str, threads: int | None) -> dict[str, Any]:
+    """Train (or resume, or skip) one grid run and measure its heads at the end."""
+    from interp.experiments import repeated_data
+
+    path = r.path(Path(out))
+    t0 = time.perf_counter()
+    if not (path / SUMMARY_FILE).exists():
+        repeated_data.run(run_config(spec, r), str(path), threads=threads, quiet=True)
+    if not (path / HEADS_FILE).exists():
+        atomic_write_json(path / HEADS_FILE, final_head_scores(path))
+    return {
+        "summary": read_json(path / SUMMARY_FILE),
+        "heads": read_json(path / HEADS_FILE),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def final_head_scores(path: Path) -> dict[str, float]:
+    """Max over heads of the prefix-matching and induction scores (Olsson et
+    al.; random-token probes) at the run's last checkpoint."""
+    import torch
+
+    from interp.analysis import induction_scores, prefix_matching_scores
+    from interp.training.store import open_run
+
+    model = open_run(path).load()
+    with torch.no_grad():
+        pm = prefix_matching_scores(model)
+        ind = induction_scores(model)
+    return {"prefix_matching_max": float(pm.max()), "induction_max": float(ind.max())}
+
+
+def run_grid(
+    spec: GridSpec,
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    backend: str = "local",
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Train every run of ``spec`` under ``out`` and write the results table."""
+    out = Path(out)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    spec_d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
+    if (out / GRID_FILE).exists():
+        before = read_json(out / GRID_FILE)
+        keep = ("base", "overrides", "controls")
+        if {k: before.get(k) for k in keep} != {k: spec_d[k] for k in keep}:
+            raise ConfigError(f"{out} holds a grid with another base/overrides; use a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / GRID_FILE, spec_d)
+    runs = grid_runs(spec)
+    for r in runs:  # validate every config before training anything
+        run_config(spec, r)
+    t0 = time.perf_counter()
+    done: dict[GridRun, dict[str, Any]] = {}
+
+    def note(r: GridRun, res: dict[str, Any]) -> None:
+        done[r] = res
+        s = res["summary"]
+        pm = res["heads"]["prefix_matching_max"]
+        log(
+            f"{r.size} {r.name:>24} seed {r.seed}: test {s.get('final_test_loss'):.4f}  "
+            f"prefix-match {pm:.2f}  ({res['seconds']:.0f} s)"
+        )
+
+    if backend == "ray":
+        _run_ray(spec, runs, str(out), note)
+    elif backend != "local":
+        raise ConfigError(f"--backend must be 'local' or 'ray', got {backend!r}")
+    elif jobs == 1:
+        for r in runs:
+            note(r, execute(spec, r, str(out), threads))
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(execute, spec, r, str(out), 1): r for r in runs}
+            for fut in as_completed(futures):
+                note(futures[fut], fut.result())
+    table = results_table(runs, done)
+    table.to_csv(out / "results.csv", index=False)
+    summary = aggregate(table)
+    atomic_write_json(
+        out / "results.json",
+        {"spec": spec_d, "wall_seconds": time.perf_counter() - t0, "jobs": jobs,
+         "rows": table.to_dict(orient="records"), "aggregate": summary.to_dict(orient="records")},
+    )  # fmt: skip
+    write_report(out, table, summary)
+    return table
+
+
+def _run_ray(spec: GridSpec, runs: list[GridRun], out: str, note: Callable) -> None:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(
+            "--backend ray needs Ray: pip install 'memgen-interp[ray]', and a running cluster"
+        ) from exc
+    ray.init(address="auto", ignore_reinit_error=True)
+    task = ray.remote(num_cpus=1)(execute)
+    refs = {task.remote(spec, r, out, 1): r for r in runs}
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        note(refs[ready[0]], ray.get(ready[0]))
+
+
+def results_table(runs: Sequence[GridRun], done: dict[GridRun, dict[str, Any]]) -> pd.DataFrame:
+    """One row per run; the effective size is filled in when ≥ 2 sizes have f = 0 runs."""
+    from interp.analysis.memorization import effective_size, fit_power_law
+
+    rows = []
+    for r in runs:
+        s, h = done[r]["summary"], done[r]["heads"]
+        rows.append({
+            "size": r.size, "run": r.name, "kind": r.kind, "f": r.f, "E": r.epochs, "seed": r.seed,
+            "achieved_f": s.get("data_repeated_fraction"), "steps": s.get("steps"),
+            "tokens": s.get("tokens_seen"), "non_embedding_params": s.get("non_embedding_params"),
+            "test_loss": s.get("final_test_loss"), "repeated_loss": s.get("final_repeated_loss"),
+            "unique_loss": s.get("final_unique_loss"), "copy_gain": s.get("final_copy_gain"),
+            "copy_loss_later": s.get("final_copy_loss_later"),
+            "verbatim_repeated": s.get("verbatim_repeated_exact"),
+            "verbatim_unique": s.get("verbatim_unique_exact"),
+            "prefix_matching_max": h["prefix_matching_max"], "induction_max": h["induction_max"],
+            "seconds": round(done[r]["seconds"], 1),
+        })  # fmt: skip
+    df = pd.DataFrame(rows)
+    df["effective_params"] = math.nan
+    base = df[df["kind"] == "f0"].groupby("size")[["non_embedding_params", "test_loss"]].mean()
+    if len(base) >= 2:
+        try:
+            law = fit_power_law(list(base["non_embedding_params"]), list(base["test_loss"]))
+            df["effective_params"] = [effective_size(law, v) for v in df["test_loss"]]
+        except ValueError:
+            pass
+    df["effective_ratio"] = df["effective_params"] / df["non_embedding_params"]
+    return df
+
+
+def aggregate(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard error over seeds per (size, run), with the difference
+    from the f = 0 baseline and from each unique-only control of the same f."""
+    g = table.groupby(["size", "run", "kind", "f", "E"], dropna=False)
+    agg = g["test_loss"].agg(["mean", "count", "std"]).reset_index()
+    agg["se"] = agg["std"] / agg["count"].pow(0.5)
+    for col in ("copy_gain", "prefix_matching_max", "repeated_loss", "verbatim_repeated"):
+        agg[f"{col}_mean"] = g[col].mean().values
+    agg = agg.rename(columns={"mean": "test_loss_mean", "std": "test_loss_std", "count": "seeds"})
+    base = agg[agg["kind"] == "f0"].set_index("size")["test_loss_mean"]
+    agg["vs_f0"] = agg["test_loss_mean"] - agg["size"].map(base)
+    for ctrl in ("unique-fewer-steps", "unique-same-steps"):
+        ref = agg[agg["kind"] == ctrl].set_index(["size", "f"])["test_loss_mean"]
+        agg[f"vs_{ctrl}"] = [
+            row.test_loss_mean - ref.get((row.size, row.f), math.nan) if row.kind == "repeated"
+            else math.nan
+            for row in agg.itertuples()
+        ]  # fmt: skip
+    return agg
+
+
+def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> Path:
+    from interp.viz.repeated import loss_vs_epochs, measures_vs_epochs, training_curves_by_run
+    from interp.viz.report import write_figures
+
+    figs = [loss_vs_epochs(agg), measures_vs_epochs(agg)]
+    figs.append(training_curves_by_run(out, table))
+    intro = agg.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.4g}")
+    return write_figures(figs, out / "repeated_report.html", "Repeated data", intro)
+
+
+def grid_preset(
+    name: str, seeds: Sequence[int] | None = None, overrides: Sequence[str] = ()
+) -> GridSpec:
+    if name not in GRIDS:
+        raise ConfigError(f"unknown repeated-data grid {name!r}; choose from {sorted(GRIDS)}")
+    spec = GRIDS[name]
+    if seeds:
+        spec = replace(spec, seeds=tuple(seeds))
+    if overrides:
+        spec = replace(spec, overrides=tuple(overrides))
+    return spec
+
+
+__all__ = ["GRIDS", "GridRun", "GridSpec", "aggregate", "grid_preset", "grid_runs", "run_grid"]

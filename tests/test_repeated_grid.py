@@ -1,0 +1,142 @@
+"""The repeated-data grid: run list, controls' token accounting, aggregation
+with standard errors, effective sizes, and an interrupted grid resumed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from interp.cli import app
+from interp.config import ConfigError
+from interp.experiments import repeated_data
+from interp.experiments.repeated_grid import (
+    GRIDS,
+    GridRun,
+    GridSpec,
+    aggregate,
+    grid_runs,
+    results_table,
+    run_config,
+    run_grid,
+)
+from interp.training.store import RunStore
+
+
+def test_grid_runs_and_control_budgets():
+    spec = GridSpec(base="cpu-quick", sizes=("xs", "s"), fractions=(0.5,), epochs=(10, 100),
+                    seeds=(0,), key_epochs=(100,), key_seeds=(0, 1, 2))  # fmt: skip
+    runs = grid_runs(spec)
+    names = {(r.size, r.name, r.seed) for r in runs}
+    assert ("s", "f0.5-E10", 0) in names and (
+        "s",
+        "f0.5-E10",
+        1,
+    ) not in names  # E=10 main seed only
+    assert {("s", "f0.5-E100", k) for k in (0, 1, 2)} <= names  # key point: 3 seeds
+    assert {("xs", "f0", k) for k in (0, 1, 2)} <= names
+    base = repeated_data.PRESETS["cpu-quick"]
+    D, B = base.data.total_tokens, base.train.batch_size
+    by = {(r.size, r.name, r.seed): r for r in runs}
+    fewer = run_config(spec, by[("s", "unique-fewer-steps-f0.5", 0)])
+    same = run_config(spec, by[("s", "unique-same-steps-f0.5", 0)])
+    rep = run_config(spec, by[("s", "f0.5-E100", 0)])
+    assert fewer.data.total_tokens == same.data.total_tokens == D // 2
+    assert abs(rep.data.unique_tokens - D // 2) <= 100  # same unique tokens, up to rounding S
+    assert fewer.train.steps == rep.train.steps // 2  # same batch, half the tokens
+    assert same.train.steps == rep.train.steps and same.train.batch_size == B // 2
+    assert run_config(spec, by[("xs", "f0", 0)]).model.d_model == 64
+    with pytest.raises(ConfigError, match="unknown model sizes"):
+        GridSpec(sizes=("huge",))
+    with pytest.raises(ConfigError, match="fractions"):
+        GridSpec(fractions=(0.0,))
+
+
+def test_aggregate_standard_errors_and_differences():
+    rows = []
+    for seed, (a, b, c) in enumerate([(3.0, 3.3, 3.1), (3.2, 3.5, 3.3), (3.1, 3.2, 3.2)]):
+        for kind, run, f, E, loss in (
+            ("f0", "f0", 0.0, 0, a),
+            ("repeated", "f0.5-E100", 0.5, 100, b),
+            ("unique-same-steps", "unique-same-steps-f0.5", 0.5, 0, c),
+        ):
+            rows.append({"size": "s", "run": run, "kind": kind, "f": f, "E": E, "seed": seed,
+                         "test_loss": loss, "copy_gain": 1.0, "prefix_matching_max": 0.5,
+                         "repeated_loss": 1.0, "verbatim_repeated": 0.0})  # fmt: skip
+    agg = aggregate(pd.DataFrame(rows)).set_index("run")
+    rep = agg.loc["f0.5-E100"]
+    losses = [3.3, 3.5, 3.2]
+    mean = sum(losses) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in losses) / 2)
+    assert rep["test_loss_mean"] == pytest.approx(mean)
+    assert rep["se"] == pytest.approx(sd / math.sqrt(3)) and rep["seeds"] == 3
+    assert rep["vs_f0"] == pytest.approx(mean - 3.1)
+    assert rep["vs_unique-same-steps"] == pytest.approx(mean - 3.2)
+    assert math.isnan(rep["vs_unique-fewer-steps"])  # that control was not run
+
+
+def test_effective_size_column_from_two_sizes():
+    runs = [GridRun("xs", "f0", 0), GridRun("s", "f0", 0), GridRun("s", "repeated", 0, 0.5, 100)]
+    done = {}
+    for r, n, loss in zip(runs, (1e5, 1e6, 1e6), (4.0, 2.0, 3.0), strict=True):
+        heads = {"prefix_matching_max": 0.0, "induction_max": 0.0}
+        summary = {"non_embedding_params": n, "final_test_loss": loss}
+        done[r] = {"summary": summary, "heads": heads, "seconds": 1.0}
+    t = results_table(runs, done)
+    # L = a N^-alpha through (1e5, 4) and (1e6, 2): loss 3 ⇔ N = 1e5 · (4/3)^(1/alpha)
+    alpha = math.log10(2)
+    assert t["effective_params"].iloc[2] == pytest.approx(1e5 * (4 / 3) ** (1 / alpha))
+    assert t["effective_ratio"].iloc[1] == pytest.approx(1.0)
+
+
+def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):
+    spec = GRIDS["tiny"]
+    out = tmp_path / "grid"
+    # one run killed half-way before the grid starts
+    victim = GridRun(
+        "tiny", "repeated", 0, 0.5, 8, ("data.repeated_fraction=0.5", "data.repeated_epochs=8")
+    )
+    repeated_data.run(
+        run_config(spec, victim), str(victim.path(out)), quiet=True, stop_after_step=20
+    )
+    r = CliRunner().invoke(
+        app, ["experiment", "repeated-data", "--preset", "tiny", "--out", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == len(grid_runs(spec)) == 10
+    assert set(table["kind"]) == {"f0", "repeated", "unique-fewer-steps", "unique-same-steps"}
+    fresh = tmp_path / "fresh"
+    repeated_data.run(run_config(spec, victim), str(fresh), quiet=True)
+    assert RunStore(victim.path(out)).checkpoint_sha(32) == RunStore(fresh).checkpoint_sha(32)
+    stamp = (victim.path(out) / "summary.json").stat().st_mtime_ns
+    r = CliRunner().invoke(
+        app, ["experiment", "repeated-data", "--preset", "tiny", "--out", str(out)]
+    )
+    assert r.exit_code == 0 and (victim.path(out) / "summary.json").stat().st_mtime_ns == stamp
+    res = json.loads((out / "results.json").read_text())
+    assert res["aggregate"] and "<script src=" not in (out / "repeated_report.html").read_text()
+    r = CliRunner().invoke(
+        app,
+        [
+            "experiment",
+            "repeated-data",
+            "--preset",
+            "tiny",
+            "--out",
+            str(out),
+            "--set",
+            "train.lr=1e-2",
+        ],
+    )
+    assert r.exit_code == 2 and "another base/overrides" in r.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")
+def test_ray_backend_without_ray_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="pip install 'memgen-interp\\[ray\\]'"):
+        run_grid(GRIDS["tiny"], tmp_path, backend="ray")
