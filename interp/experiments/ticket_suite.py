@@ -350,9 +350,15 @@ def write_suite_report(out: str | Path, result: dict[str, Any]) -> Path:
         f"<p>Dense preset <code>{html.escape(result['spec']['dense_preset'])}</code>, "
         f"seeds {result['spec']['seeds']}. Speedup = dense t_gen / run t_gen "
         "(steps to 95% test accuracy).</p>"
-        f"<ul>{checks}</ul>{table.drop(columns=['run_dir']).to_html(index=False, na_rep='–')}"
+        f"<ul>{checks}</ul>"
     )
-    return write_figures(figs, Path(out) / "tickets_report.html", "Grokking tickets", intro)
+    shown = table.drop(columns=["run_dir"])
+    body = "<h2>All runs</h2>" + shown.to_html(
+        index=False, na_rep="–", float_format=lambda v: f"{v:.3g}"
+    )
+    return write_figures(
+        figs, Path(out) / "tickets_report.html", "Grokking tickets", intro, extra_body=body
+    )
 
 
 def _spec_dict(spec: SuiteSpec) -> dict[str, Any]:
