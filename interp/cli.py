@@ -7,6 +7,7 @@
     interp sweep RUN_DIR [--out measures.csv]
     interp report RUN_DIR
     interp experiment tickets --preset cpu-quick [--seed 0 --seed 1] [--jobs 2]
+    interp experiment repeated-data --preset cpu-quick [--jobs 2] [--backend ray]
     interp presets grokking
     interp demo [--run-dir runs/demo]
 """
@@ -53,7 +54,7 @@ def _experiment(name: str):
     """The experiment module (presets, run, format_summary) registered as ``name``."""
     from interp.experiments.registry import experiment_module
 
-    return experiment_module(name)
+    return experiment_module(name.replace("-", "_"))
 
 
 def _make_train_command(name: str, help_text: str):
@@ -130,7 +131,7 @@ def sweep(
 
     try:
         run = open_run(run_dir)
-        if run.experiment == "induction":
+        if run.experiment in ("induction", "repeated_data"):
             analyzers = list(an.HEAD_ANALYZERS)
         else:
             analyzers = [an.fourier_progress]

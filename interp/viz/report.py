@@ -72,6 +72,7 @@ def write_run_report(run_path: str | Path) -> Path:
         "grokking": write_grokking_report,
         "tickets": write_grokking_report,  # a ticket run is a grokking-style run directory
         "induction": write_induction_report,
+        "repeated_data": write_lm_report,
     }
     if run.experiment not in writers:
         raise ValueError(f"no report layout for experiment {run.experiment!r}")
@@ -194,3 +195,30 @@ def write_grokking_report(run: Any, steps_for_spectrum: Sequence[int] | None = N
     return write_figures(
         figures, run.path / "report.html", f"grokking report: {run.path.name}", table_html(info)
     )
+
+
+def write_lm_report(run: Any) -> Path:
+    """A repeated-data language-model run: its losses over training (held-out,
+    repeated subset, unique, copying) and head scores over checkpoints."""
+    import plotly.graph_objects as go
+
+    from interp.analysis import induction_scores, prefix_matching_scores, prev_token_scores
+    from interp.analysis.sweep import sweep
+    from interp.viz.figures import head_score_heatmap
+
+    m = run.metrics()
+    loss = go.Figure()
+    for split, metric in (("test", "loss"), ("repeated", "loss"), ("unique", "loss"),
+                          ("copy", "loss_first"), ("copy", "loss_later")):  # fmt: skip
+        d = m[(m["split"] == split) & (m["metric"] == metric) & (m["step"] > 0)].sort_values("step")
+        if not d.empty:
+            loss.add_trace(go.Scatter(x=d["step"], y=d["value"], name=f"{split} {metric}"))
+    loss.update_xaxes(type="log", title_text="step")
+    loss.update_yaxes(title_text="nats / token")
+    loss.update_layout(title="Losses over training", height=420)
+    df = sweep(run, [prefix_matching_scores, induction_scores, prev_token_scores])
+    names = ("prefix_matching_scores", "induction_scores", "prev_token_scores")
+    figures = [loss, *[head_score_heatmap(df, k) for k in names]]
+    info = {"run": str(run.path), **(run.summary() or {})}
+    return write_figures(figures, run.path / "report.html", f"LM report: {run.path.name}",
+                         table_html(info))  # fmt: skip
