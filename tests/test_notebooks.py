@@ -31,4 +31,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
 
 def test_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}
-    assert {"01_grokking.ipynb", "02_induction_heads.ipynb", "03_lottery_tickets.ipynb"} <= names
+    assert {
+        "01_grokking.ipynb",
+        "02_induction_heads.ipynb",
+        "03_lottery_tickets.ipynb",
+        "04_repeated_data.ipynb",
+    } <= names
