@@ -240,3 +240,30 @@ def test_mask_step_curve_and_default_steps(tiny_suite, tmp_path):
     assert (tmp_path / "c" / "curve.html").exists()
     with pytest.raises(ConfigError, match="no checkpoints at"):
         mask_step_curve(dense.path, tmp_path / "d", steps=[7])
+
+
+def test_regime_sweep_rows_and_figure(tmp_path):
+    from interp.experiments.ticket_studies import regime_sweep
+
+    df = regime_sweep(
+        tmp_path / "regimes",
+        models=["transformer"],
+        lrs={"transformer": (1e-2,)},
+        seeds=(0,),
+        presets={"transformer": "tiny"},
+        dense_overrides=("data.train_fraction=0.9", "train.steps=300", "train.weight_decay=0.1"),
+        log=lambda line: None,
+    )
+    (row,) = df.to_dict(orient="records")
+    assert row["model"] == "transformer" and row["lr"] == 1e-2
+    assert row["delay"] == pytest.approx(row["dense_t_gen"] / row["dense_t_mem"])
+    assert row["speedup"] == pytest.approx(row["dense_t_gen"] / row["ticket_t_gen"])
+    cfg = json.loads(
+        (
+            tmp_path / "regimes" / "transformer-lr0.01" / "seed0" / "dense" / "config.json"
+        ).read_text()
+    )
+    assert cfg["config"]["train"]["lr"] == 1e-2  # the sweep's lr reached the dense run
+    assert (tmp_path / "regimes" / "regimes.html").exists()
+    with pytest.raises(ConfigError, match="unknown model"):
+        regime_sweep(tmp_path / "x", models=["cnn"], log=lambda line: None)
