@@ -142,6 +142,24 @@ def test_run_dir_with_another_config_is_refused(tmp_path):
     assert before == after
 
 
+def test_run_written_before_a_new_config_field_still_resumes(tmp_path):
+    import json
+
+    path = tmp_path / "run"
+    cfg = grokking.preset("tiny")
+    grokking.run(cfg, str(path), device="cpu", quiet=True, stop_after_step=30)
+    conf = json.loads((path / "config.json").read_text())
+    del conf["config"]["train"]["stop_after_gen"]  # as written by an older version
+    (path / "config.json").write_text(json.dumps(conf))
+    res = grokking.run(cfg, str(path), device="cpu", quiet=True)
+    assert res.resumed_from == 20 and res.summary["steps"] == 60
+    upgraded = json.loads((path / "config.json").read_text())["config"]["train"]
+    assert "stop_after_gen" in upgraded and upgraded["stop_after_gen"] is None
+    # a real difference is still refused
+    with pytest.raises(RunError, match="different config"):
+        grokking.run(grokking.preset("tiny", overrides=["train.lr=1e-3"]), str(path), quiet=True)
+
+
 def test_non_run_directory_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(RunError, match="non-empty directory"):

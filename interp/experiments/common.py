@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from interp.config import ConfigError, apply_overrides, to_dict
+from interp.config import ConfigError, apply_overrides, from_dict, to_dict
 from interp.models import make_model
 from interp.training.store import SUMMARY_FILE, RunStore, atomic_write_json
 from interp.training.trainer import TrainResult, configure_threads, resolve_device, train
@@ -31,6 +31,7 @@ def prepare_run(
     store = RunStore(run_dir)
     runtime = {"device": str(dev), "threads": n_threads, "torch": torch.__version__}
     if store.exists():
+        _upgrade_config(store, experiment, cfg)
         before = store.read_config().get("runtime", {})
         if before and (before.get("threads"), before.get("device")) != (n_threads, str(dev)):
             warnings.warn(
@@ -41,6 +42,22 @@ def prepare_run(
             )
     store.init(experiment, to_dict(cfg), runtime)
     return store, dev
+
+
+def _upgrade_config(store: RunStore, experiment: str, cfg: Any) -> None:
+    """A run written before a config field existed lacks it; if filling the
+    missing fields with their defaults gives exactly ``cfg``, record that in
+    its config.json (the defaults keep earlier behaviour), so the run resumes
+    instead of being refused as "another config"."""
+    data = store.read_config()
+    if data["experiment"] != experiment:
+        return
+    try:
+        filled = to_dict(from_dict(type(cfg), data["config"]))
+    except (ConfigError, TypeError, ValueError, KeyError):
+        return
+    if filled != data["config"] and filled == to_dict(cfg):
+        atomic_write_json(store.config_path, {**data, "config": filled})
 
 
 def pick_preset(
