@@ -74,11 +74,9 @@ class TicketSpec:
     source_step: int = 0
     source_sha256: str = ""
     rate: float = 0.6
-    scope: Literal["global", "layer"] = "global"
+    scope: str = "global"  # global | layer
     rewind_step: int = 0
-    control: Literal["ticket", "random", "dense_l1", "dense_l2", "snip", "grasp", "synflow"] = (
-        "ticket"
-    )
+    control: str = "ticket"  # one of CONTROLS (validated with a message naming the field)
     control_seed: int = 0
     imp_levels: int = 1
 

@@ -53,8 +53,8 @@ def _check_rate(rate: float) -> None:
         raise ValueError(f"rate (fraction removed) must be in [0, 1), got {rate!r}")
 
 
-def _drop_lowest(scores: Float[Tensor, " n"], n_remove: int, seed: int) -> Bool[Tensor, " n"]:
-    """Keep-mask removing exactly the ``n_remove`` lowest scores (seeded tie order)."""
+def _drop_lowest(scores: Float[Tensor, "*shape"], n_remove: int, seed: int) -> Bool[Tensor, " n"]:
+    """Flat keep-mask removing exactly the ``n_remove`` lowest scores (seeded tie order)."""
     keep = torch.ones(scores.numel(), dtype=torch.bool)
     if n_remove == 0:
         return keep
