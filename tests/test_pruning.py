@@ -150,6 +150,9 @@ def test_controls_random_mask_and_norm_matched_dense(tmp_path):
         target = sum(float((init[n] * m).abs().pow(p).sum()) for n, m in ticket_mask.items())
         got = sum(float(w0[n].abs().pow(p).sum()) for n in ticket_mask)
         assert got ** (1 / p) == pytest.approx(target ** (1 / p), rel=1e-5)
+        summary = open_run(tmp_path / control).summary()
+        dense_norm = sum(float(init[n].abs().pow(p).sum()) for n in ticket_mask) ** (1 / p)
+        assert summary["norm_scale"] == pytest.approx(target ** (1 / p) / dense_norm, rel=1e-5)
         assert all(bool((w0[n] != 0).any()) for n in ticket_mask)  # dense: nothing pruned
 
     no_wd = tickets.ticket_config(dense, overrides=["train.weight_decay=0"])

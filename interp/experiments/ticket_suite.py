@@ -386,6 +386,7 @@ def results_table(jobs: Sequence[Job], done: dict[str, dict[str, Any]]) -> pd.Da
                 "tau": s.get("t_gen_over_t_mem"),
                 "steps_trained": s.get("steps"),
                 "final_test_accuracy": s.get("final_test_accuracy"),
+                "norm_scale": s.get("norm_scale"),
                 "speedup": (d_gen / t_gen) if (d_gen and t_gen) else None,
                 # not reached: the speedup is below dense t_gen / budget
                 "speedup_upper_bound": (d_gen / s["steps"])

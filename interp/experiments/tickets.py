@@ -56,7 +56,7 @@ from interp.pruning.masks import (
     save_mask,
 )
 from interp.pruning.scores import grasp_scores, snip_scores, synflow_scores
-from interp.training.store import SUMMARY_FILE, Run, RunStore, open_run
+from interp.training.store import SUMMARY_FILE, Run, RunStore, atomic_write_json, open_run
 from interp.training.trainer import ClassificationTask, TrainConfig, TrainResult, train
 
 EXPERIMENT = "tickets"
@@ -188,11 +188,12 @@ def run(
         )
     model = make_model(cfg.model, seed=cfg.seed, device="cpu")
     model.load_state_dict(source.store.load_weights(spec.rewind_step))  # rewind
+    scale = None
     if spec.control.startswith("dense_"):
-        norm_match(model, mask, p=1 if spec.control == "dense_l1" else 2)
+        scale = norm_match(model, mask, p=1 if spec.control == "dense_l1" else 2)
         mask = None
     grok = GrokkingConfig(cfg.seed, cfg.data, cfg.model, cfg.train)
-    return train(
+    result = train(
         model,
         make_task(grok),
         cfg.train,
@@ -203,6 +204,10 @@ def run(
         quiet=quiet,
         stop_after_step=stop_after_step,
     )
+    if result.summary and scale is not None:  # the init's rescaling, for the record
+        result.summary["norm_scale"] = scale
+        atomic_write_json(store.path / SUMMARY_FILE, result.summary)
+    return result
 
 
 def nested_magnitude_mask(
@@ -313,7 +318,8 @@ def norm_match(model: nn.Module, mask: Mapping[str, Tensor], p: int) -> float:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    return format_fields(summary, ["t_mem", "t_gen", "t_gen_over_t_mem", "final_test_accuracy"])
+    keys = ["t_mem", "t_gen", "t_gen_over_t_mem", "final_test_accuracy"]
+    return format_fields(summary, keys + (["norm_scale"] if "norm_scale" in summary else []))
 
 
 __all__ = ["EXPERIMENT", "TicketSpec", "TicketsConfig", "find_mask", "run", "ticket_config"]
