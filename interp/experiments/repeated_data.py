@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -282,7 +283,11 @@ def make_data(cfg: RepeatedDataConfig) -> LMData:
         rest = test_s
     passages = chop(rest, e.copy_length, e.copy_passages)
     subset = chop(mixed.subset, L, e.subset_sequences) if mixed.subset.numel() >= L else None
-    unique = chop(mixed.unique, L, e.unique_sequences)
+    # spread over the whole unique stream: its start adjoins the subset in the
+    # source text (same file), which a model that memorised the subset predicts well
+    all_unique = chop(mixed.unique, L)
+    pick = torch.linspace(0, all_unique.shape[0] - 1, min(e.unique_sequences, all_unique.shape[0]))
+    unique = all_unique[pick.round().long()]
     return LMData(mixed, test, subset, unique, passages, tok)
 
 
