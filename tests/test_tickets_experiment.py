@@ -268,3 +268,26 @@ def test_regime_sweep_rows_and_figure(tmp_path):
     assert (tmp_path / "regimes" / "regimes.html").exists()
     with pytest.raises(ConfigError, match="unknown model"):
         regime_sweep(tmp_path / "x", models=["cnn"], log=lambda line: None)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_run_jobs_runs_follow_ups_in_order_or_in_workers(jobs):
+    import operator
+
+    from interp.experiments.parallel import run_jobs
+
+    seen = []
+    done = run_jobs(
+        [1, 2],
+        operator.add,  # execute(job, threads) = job + threads
+        jobs=jobs,
+        threads=5,
+        then=lambda job, res: [10] if job == 1 else [],
+        on_done=lambda job, res: seen.append(job),
+    )
+    got = dict(done)
+    threads = 5 if jobs == 1 else 1  # workers always get one torch thread
+    assert got == {1: 1 + threads, 2: 2 + threads, 10: 10 + threads}
+    assert sorted(seen) == [1, 2, 10] and [j for j, _ in done] == seen
+    if jobs == 1:
+        assert seen == [1, 2, 10]

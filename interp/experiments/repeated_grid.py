@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from interp.config import ConfigError
+from interp.experiments.parallel import run_jobs
 from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
 
 GRID_FILE = "grid.json"
@@ -174,7 +174,7 @@ def run_config(spec: GridSpec, r: GridRun):
     return preset(spec.base, seed=r.seed, overrides=[*fields, *r.overrides, *spec.overrides])
 
 
-def execute(spec: GridSpec, r: GridRun, out: str, threads: int | None) -> dict[str, Any]:
+def execute(spec: GridSpec, out: str, r: GridRun, threads: int | None) -> dict[str, Any]:
     """Train (or resume, or skip) one grid run and measure its heads at the end."""
     from interp.experiments import repeated_data
 
@@ -246,14 +246,8 @@ def run_grid(
         _run_ray(spec, runs, str(out), note)
     elif backend != "local":
         raise ConfigError(f"--backend must be 'local' or 'ray', got {backend!r}")
-    elif jobs == 1:
-        for r in runs:
-            note(r, execute(spec, r, str(out), threads))
     else:
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(execute, spec, r, str(out), 1): r for r in runs}
-            for fut in as_completed(futures):
-                note(futures[fut], fut.result())
+        run_jobs(runs, partial(execute, spec, str(out)), jobs=jobs, threads=threads, on_done=note)
     table = results_table(runs, done)
     table.to_csv(out / "results.csv", index=False)
     summary = aggregate(table)
@@ -275,7 +269,7 @@ def _run_ray(spec: GridSpec, runs: list[GridRun], out: str, note: Callable) -> N
         ) from exc
     ray.init(address="auto", ignore_reinit_error=True)
     task = ray.remote(num_cpus=1)(execute)
-    refs = {task.remote(spec, r, out, 1): r for r in runs}
+    refs = {task.remote(spec, out, r, 1): r for r in runs}
     pending = list(refs)
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)

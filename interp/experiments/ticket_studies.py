@@ -18,13 +18,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from interp.config import ConfigError
-from interp.experiments.ticket_suite import Job, SuiteSpec, run_jobs, run_suite
+from interp.experiments.parallel import run_jobs
+from interp.experiments.ticket_suite import Job, SuiteSpec, execute_job, job_line, run_suite
 from interp.training.store import atomic_write_json, atomic_write_text, open_run
 
 REGIME_MODELS = {"transformer": "cpu-quick-transformer", "mlp": "cpu-quick-mlp"}
@@ -138,7 +140,10 @@ def mask_step_curve(
         for s in steps
     ]
     t0 = time.perf_counter()
-    done, _ = run_jobs(todo, lambda job, res: [], spec, jobs, None, log)
+    finished = run_jobs(
+        todo, partial(execute_job, spec), jobs=jobs, on_done=lambda j, r: log(job_line(j, r))
+    )
+    done = {job.run_dir: res for job, res in finished}
     structure = ticket_structure(dense, rate).set_index("step")
     rows = []
     for job in todo:

@@ -34,17 +34,17 @@ we measured, see benchmarks/reproducibility.py).
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from interp.config import ConfigError
+from interp.experiments.parallel import run_jobs
 from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
 
 SUITE_FILE = "suite.json"
@@ -149,7 +149,7 @@ class Job:
     source: str | None = None  # the dense run (default: the sibling ``dense`` dir)
 
 
-def execute_job(job: Job, spec: SuiteSpec, threads: int | None) -> dict[str, Any]:
+def execute_job(spec: SuiteSpec, job: Job, threads: int | None) -> dict[str, Any]:
     """Train (or resume, or skip) one job; returns its summary and wall time."""
     from interp.experiments import grokking, tickets
 
@@ -180,42 +180,7 @@ def execute_job(job: Job, spec: SuiteSpec, threads: int | None) -> dict[str, Any
     return {"summary": summary, "seconds": time.perf_counter() - t0}
 
 
-def run_jobs(
-    first: Sequence[Job],
-    then: Callable[[Job, dict[str, Any]], list[Job]],
-    spec: SuiteSpec,
-    n_jobs: int,
-    threads: int | None,
-    log: Callable[[str], None],
-) -> tuple[dict[str, dict[str, Any]], list[Job]]:
-    """Run ``first``; as each finishes, run the jobs ``then(job, result)`` names.
-    With ``n_jobs > 1`` jobs run in worker processes, 1 torch thread each."""
-    out: dict[str, dict[str, Any]] = {}
-    order: list[Job] = []
-    if n_jobs <= 1:
-        queue = list(first)
-        while queue:
-            job = queue.pop(0)
-            out[job.run_dir] = execute_job(job, spec, threads)
-            order.append(job)
-            log(_line(job, out[job.run_dir]))
-            queue += then(job, out[job.run_dir])
-        return out, order
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as pool:
-        pending = {pool.submit(execute_job, job, spec, 1): job for job in first}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                job = pending.pop(fut)
-                out[job.run_dir] = fut.result()
-                order.append(job)
-                log(_line(job, out[job.run_dir]))
-                for nxt in then(job, out[job.run_dir]):
-                    pending[pool.submit(execute_job, nxt, spec, 1)] = nxt
-    return out, order
-
-
-def _line(job: Job, res: dict[str, Any]) -> str:
+def job_line(job: Job, res: dict[str, Any]) -> str:
     s = res["summary"]
     return (
         f"seed {job.seed} {job.name:>12}: t_mem {s.get('t_mem')}  t_gen {s.get('t_gen')}  "
@@ -309,8 +274,16 @@ def run_suite(
             return []
         return control_jobs(spec, job.seed, Path(job.run_dir).parent, res["summary"])
 
-    done, order = run_jobs(dense_jobs, then, spec, jobs, threads, log)
-    order.sort(key=lambda j: (j.seed, j.kind != "dense"))
+    finished = run_jobs(
+        dense_jobs,
+        partial(execute_job, spec),
+        jobs=jobs,
+        threads=threads,
+        then=then,
+        on_done=lambda job, res: log(job_line(job, res)),
+    )
+    done = {job.run_dir: res for job, res in finished}
+    order = sorted((job for job, _ in finished), key=lambda j: (j.seed, j.kind != "dense"))
     table = results_table(order, done)
     checks = check_results(table, spec)
     result = {
