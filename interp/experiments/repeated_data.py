@@ -164,6 +164,7 @@ _LM_TRAIN = TrainConfig(
     batch_size=16,
     loss_dtype="float32",
     grad_clip=1.0,
+    fused_attention=True,
     eval_every=100,
     checkpoint_every=200,
 )

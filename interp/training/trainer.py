@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from interp.config import ConfigError, check_choice, check_float, check_int
 from interp.models import move_to, named_weights
+from interp.models.fused_attention import fused_attention
 from interp.training.grokfast import GrokfastConfig, GrokfastFilter
 from interp.training.schedule import checkpoint_steps, eval_steps
 from interp.training.store import SUMMARY_FILE, RunError, RunStore, atomic_write_json
@@ -56,6 +57,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     checkpoint_log_early: bool = True
     stop_after_gen: int | None = None
+    fused_attention: bool = False
 
     def __post_init__(self) -> None:
         check_int("train.steps", self.steps, lo=1, hi=10**9)
@@ -297,10 +299,31 @@ def train(
     matches), training resumes from the last one. ``stop_after_step`` ends the
     loop early without a summary (used to simulate a killed run in tests).
     ``cfg.stop_after_gen = k`` ends the run (with a checkpoint and a summary) at
-    the first evaluation ≥ k steps after test accuracy first reached
-    ``ACC_THRESHOLD``; the rule depends only on logged metrics, so a resumed
-    run stops at the same step.
+    the first evaluation ≥ k steps after test accuracy first reached 95%.
+    ``cfg.fused_attention`` runs the TL-native attention layers fused while
+    training and evaluating (see :mod:`interp.models.fused_attention`).
     """
+    with fused_attention(model, cfg.fused_attention):
+        return _train(
+            model, task, cfg, store, seed, masks=masks, device=device, quiet=quiet,
+            on_eval=on_eval, stop_after_step=stop_after_step,
+        )  # fmt: skip
+
+
+def _train(
+    model: nn.Module,
+    task: Task,
+    cfg: TrainConfig,
+    store: RunStore,
+    seed: int,
+    *,
+    masks: Mapping[str, Tensor] | None = None,
+    device: str | torch.device = "cpu",
+    quiet: bool = False,
+    on_eval: Callable[[int, dict[tuple[str, str], float]], None] | None = None,
+    stop_after_step: int | None = None,
+) -> TrainResult:
+    """The body of :func:`train`."""
     if not store.exists():
         raise RunError(f"{store.path} has no config.json; create the run with RunStore.init first")
     dev = resolve_device(device)
