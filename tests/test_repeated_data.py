@@ -17,7 +17,7 @@ from interp.data.corpus import (
     train_tokenizer,
 )
 from interp.data.repeated import RepeatedConfig, chop, mix_repeated
-from interp.data.sequences import markov_stream
+from interp.data.sequences import markov_copy_stream, markov_icl_stream, markov_stream
 
 
 @pytest.mark.parametrize(("f", "E"), [(0.5, 10), (0.1, 3), (0.25, 1), (0.0, 100), (0.5, 47)])
@@ -126,3 +126,53 @@ def test_markov_stream_follows_its_transition_structure():
     # sparse Dirichlet rows: a token's top successor takes most of its mass
     assert float(rows.max(-1).values.mean()) > 0.5
     assert len(set(s.tolist())) > 8
+
+
+def test_markov_icl_documents_are_predictable_only_in_context():
+    V, L = 16, 128
+    s = markov_icl_stream(200 * L, V, L, seed=0, concentration=0.1)
+    assert s.shape == (200 * L,) and torch.equal(s, markov_icl_stream(200 * L, V, L, 0, 0.1))
+    assert not torch.equal(s, markov_icl_stream(200 * L, V, L, 1, 0.1))
+    docs = s.reshape(200, L)
+
+    def top_successor_share(d):
+        pairs = torch.bincount(d[:-1] * V + d[1:], minlength=V * V).reshape(V, V).float()
+        return float(pairs.max(-1).values.sum() / pairs.sum())
+
+    within = sum(top_successor_share(d) for d in docs) / len(docs)
+    pooled = torch.cat([torch.stack([d[:-1], d[1:]]) for d in docs], dim=1)
+    across = float(
+        torch.bincount(pooled[0] * V + pooled[1], minlength=V * V).reshape(V, V).float()
+        .max(-1).values.sum() / pooled.shape[1]
+    )  # fmt: skip
+    # each document has its own sparse transitions; pooled over documents they wash out
+    assert within > 0.6 and across < 2.5 / V
+    with pytest.raises(ValueError, match="doc_len"):
+        markov_icl_stream(100, V, 1, 0)
+
+
+def _quoted_fraction(docs: torch.Tensor, n: int = 6) -> float:
+    """Share of positions whose preceding n-gram already occurred earlier in the document."""
+    hits = total = 0
+    for d in docs.tolist():
+        seen: set[tuple[int, ...]] = set()
+        for t in range(n, len(d)):
+            gram = tuple(d[t - n : t])  # the n tokens before position t
+            hits += gram in seen
+            total += 1
+            seen.add(gram)
+    return hits / total
+
+
+def test_markov_copy_documents_quote_themselves():
+    s = markov_copy_stream(40 * 128, 32, 128, seed=0)
+    assert s.shape == (40 * 128,) and torch.equal(s, markov_copy_stream(40 * 128, 32, 128, 0))
+    assert markov_copy_stream(100, 32, 128, seed=0).shape == (100,)
+    quoted = _quoted_fraction(s.reshape(40, 128))
+    plain = _quoted_fraction(markov_stream(40 * 128, 32, 0).reshape(40, 128))
+    # about a third of the tokens continue an earlier span of their document
+    assert 0.15 < quoted < 0.6 and plain < quoted / 3
+    with pytest.raises(ValueError, match="doc_len"):
+        markov_copy_stream(100, 16, 4, 0)
+    with pytest.raises(ValueError, match="span"):
+        markov_copy_stream(100, 16, 64, 0, span=(9, 3))

@@ -12,6 +12,8 @@ All take an explicit seed and draw from a private generator.
 
 from __future__ import annotations
 
+import random
+
 import torch
 from jaxtyping import Int
 from torch import Tensor
@@ -154,3 +156,112 @@ def markov_stream(
         state = int(torch.searchsorted(cdf[state], u[i]))
         out[i] = state
     return out
+
+
+def markov_icl_stream(
+    n_tokens: int, vocab: int, doc_len: int, seed: int, concentration: float = 0.1
+) -> Int[Tensor, " n_tokens"]:
+    """Documents of ``doc_len`` tokens, each a Markov chain with its **own**
+    transition matrix (rows ~ Dirichlet(``concentration``)), concatenated.
+
+    Across documents every token is equally likely to follow every other, so
+    the only way to beat ln(``vocab``) nats is to read the current document's
+    transitions from the context: find earlier occurrences of the current
+    token and predict what followed them — the job of an induction head. This
+    is the in-context Markov-chain task of Edelman et al. 2024 ("The evolution
+    of statistical induction heads"), used here as a corpus on which small
+    models form induction heads within CPU minutes.
+    """
+    if n_tokens < 1 or vocab < 2 or doc_len < 2:
+        raise ValueError(
+            f"need n_tokens >= 1, vocab >= 2 and doc_len >= 2, got {n_tokens}, {vocab}, {doc_len}"
+        )
+    if concentration <= 0:
+        raise ValueError(f"concentration must be > 0, got {concentration}")
+    n_docs = -(-n_tokens // doc_len)
+    gen = torch.Generator().manual_seed(seed)
+    out = torch.empty(n_docs, doc_len, dtype=torch.long)
+    rows = torch.arange(n_docs)
+    chunk = max(1, 2**22 // (vocab * vocab))  # documents per block (bounded memory)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for lo in range(0, n_docs, chunk):
+            hi = min(n_docs, lo + chunk)
+            gamma = torch.distributions.Gamma(
+                torch.full((hi - lo, vocab, vocab), concentration), 1.0
+            )
+            probs = gamma.sample() + 1e-12
+            probs /= probs.sum(-1, keepdim=True)
+            state = torch.randint(0, vocab, (hi - lo,), generator=gen)
+            out[lo:hi, 0] = state
+            for t in range(1, doc_len):
+                state = torch.multinomial(probs[rows[: hi - lo], state], 1, generator=gen)[:, 0]
+                out[lo:hi, t] = state
+    return out.reshape(-1)[:n_tokens]
+
+
+def markov_copy_stream(
+    n_tokens: int,
+    vocab: int,
+    doc_len: int,
+    seed: int,
+    successors: int = 4,
+    quote: float = 0.5,
+    span: tuple[int, int] = (8, 32),
+) -> Int[Tensor, " n_tokens"]:
+    """Documents of ``doc_len`` tokens that quote themselves.
+
+    Every document is written by one sparse Markov chain (the same for all
+    documents): each token has ``successors`` possible next tokens, drawn at
+    random, with Dirichlet(1) probabilities. A document opens with
+    ``doc_len // 4`` to ``doc_len // 2`` chain tokens; each next piece
+    (``span[0]`` to ``span[1]`` tokens) is, with probability ``quote``, a copy
+    of a random earlier span of the same document, else fresh chain tokens.
+
+    Quoted tokens sit at random offsets: predictable from the context by
+    finding the current token's earlier occurrence and copying what followed
+    (an induction head), not from position; the rest carries the chain's
+    bigram statistics, learned in the weights. With a vocabulary much larger
+    than the context (e.g. 4096 vs 256, as for BPE text) a token rarely recurs
+    by chance, so matching one token locates the quote. Small models form
+    induction heads on it within CPU minutes (see the README).
+    """
+    lo, hi = span
+    if doc_len < 8:
+        raise ValueError(f"doc_len must be >= 8, got {doc_len}")
+    if not 1 <= lo <= hi:
+        raise ValueError(f"span must be (lo, hi) with 1 <= lo <= hi, got {span}")
+    if not 0.0 <= quote < 1.0:
+        raise ValueError(f"quote must be in [0, 1), got {quote}")
+    if n_tokens < 1 or vocab < 2 or not 1 <= successors <= vocab:
+        raise ValueError(
+            f"need n_tokens >= 1, vocab >= 2, 1 <= successors <= vocab; got {n_tokens}, "
+            f"{vocab}, {successors}"
+        )
+    n_docs = -(-n_tokens // doc_len)
+    gen = torch.Generator().manual_seed(seed)
+    succ = torch.randint(0, vocab, (vocab, successors), generator=gen)
+    weights = -torch.log(torch.rand(vocab, successors, generator=gen))  # Dirichlet(1) rows
+    probs = weights / weights.sum(-1, keepdim=True)
+    # one chain per document, every step sampled at once across documents
+    fresh = torch.empty(n_docs, doc_len, dtype=torch.long)
+    state = torch.randint(0, vocab, (n_docs,), generator=gen)
+    for t in range(doc_len):
+        k = torch.multinomial(probs[state], 1, generator=gen)[:, 0]
+        state = succ[state, k]
+        fresh[:, t] = state
+    rng = random.Random(seed)
+    out: list[int] = []
+    for chain in fresh.tolist():
+        first = rng.randint(doc_len // 4, doc_len // 2)
+        doc, pos = chain[:first], first
+        while len(doc) < doc_len:
+            n = rng.randint(lo, hi)
+            if rng.random() < quote and len(doc) > n:
+                start = rng.randrange(0, len(doc) - n)
+                doc.extend(doc[start : start + n])
+            else:  # fresh text: the document's chain continues where it left off
+                doc.extend(chain[pos : pos + n])
+                pos += n
+        out.extend(doc[:doc_len])
+    return torch.tensor(out[:n_tokens], dtype=torch.long)

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -44,7 +44,7 @@ from interp.data.corpus import (
     train_tokenizer,
 )
 from interp.data.repeated import RepeatedConfig, RepeatedData, chop, mix_repeated
-from interp.data.sequences import markov_stream
+from interp.data.sequences import markov_copy_stream, markov_icl_stream, markov_stream
 from interp.experiments.common import format_fields, pick_preset, prepare_run
 from interp.models import TransformerConfig, make_model
 from interp.training.store import SUMMARY_FILE, atomic_write_json
@@ -54,25 +54,38 @@ from interp.training.trainer import TrainConfig, TrainResult, final_metrics, tra
 EXPERIMENT = "repeated_data"
 
 
+CORPORA = ("python-stdlib", "markov", "markov-icl", "markov-copy")
+
+
 @dataclass(frozen=True)
 class CorpusConfig:
-    """Where the tokens come from: the shipped corpus or a synthetic Markov language."""
+    """Where the tokens come from: the shipped corpus (``python-stdlib``), a
+    synthetic Markov language with one transition matrix (``markov``), or
+    documents of ``markov_doc_len`` tokens each with its own transition matrix
+    (``markov-icl``: predictable only in context, so induction heads pay off;
+    see :func:`interp.data.sequences.markov_icl_stream`)."""
 
-    name: Literal["python-stdlib", "markov"] = "python-stdlib"
+    name: str = "python-stdlib"
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     markov_vocab: int = 64
     markov_tokens: int = 400_000
     markov_concentration: float = 0.05
+    markov_doc_len: int = 256
+    markov_quote: float = 0.5
+    markov_successors: int = 4
 
     def __post_init__(self) -> None:
-        check_choice("corpus.name", self.name, ("python-stdlib", "markov"))
+        check_choice("corpus.name", self.name, CORPORA)
+        check_int("corpus.markov_doc_len", self.markov_doc_len, lo=8)
+        check_float("corpus.markov_quote", self.markov_quote, 0.0, 1.0, hi_open=True)
+        check_int("corpus.markov_successors", self.markov_successors, lo=1, hi=self.markov_vocab)
         check_int("corpus.markov_vocab", self.markov_vocab, lo=2)
         check_int("corpus.markov_tokens", self.markov_tokens, lo=1000)
         check_float("corpus.markov_concentration", self.markov_concentration, 0.0, lo_open=True)
 
     @property
     def vocab_size(self) -> int:
-        return self.markov_vocab if self.name == "markov" else self.tokenizer.vocab_size
+        return self.markov_vocab if self.name.startswith("markov") else self.tokenizer.vocab_size
 
 
 @dataclass(frozen=True)
@@ -221,8 +234,14 @@ def corpus_streams(corpus: CorpusConfig) -> tuple[TextTokenizer | None, Tensor, 
 
 
 def _corpus_key(corpus: CorpusConfig) -> dict[str, Any]:
-    if corpus.name == "markov":
-        return {"markov": [corpus.markov_vocab, corpus.markov_tokens, corpus.markov_concentration]}
+    if corpus.name.startswith("markov"):
+        key = [corpus.markov_vocab, corpus.markov_tokens, corpus.markov_concentration]
+        if corpus.name != "markov":
+            key.append(corpus.markov_doc_len)
+        if corpus.name == "markov-copy":
+            key = [corpus.markov_vocab, corpus.markov_tokens, corpus.markov_successors,
+                   corpus.markov_doc_len, corpus.markov_quote]  # fmt: skip
+        return {corpus.name: key}
     m = corpus_manifest(corpus.name)
     return {
         "corpus": corpus.name,
@@ -239,6 +258,21 @@ def _corpus_streams(key: str, corpus: CorpusConfig) -> tuple[TextTokenizer | Non
             corpus.markov_tokens + n_test, corpus.markov_vocab, 0, corpus.markov_concentration
         )
         return None, stream[: corpus.markov_tokens], stream[corpus.markov_tokens :]
+    if corpus.name == "markov-icl":  # independent documents: test ones from another seed
+        c = corpus
+        n_test = max(c.markov_tokens // 10, 16 * c.markov_doc_len)
+        train = markov_icl_stream(c.markov_tokens, c.markov_vocab, c.markov_doc_len, 0,
+                                  c.markov_concentration)  # fmt: skip
+        test = markov_icl_stream(n_test, c.markov_vocab, c.markov_doc_len, 1,
+                                 c.markov_concentration)  # fmt: skip
+        return None, train, test
+    if corpus.name == "markov-copy":  # one chain: test documents from its continuation
+        c = corpus
+        n_test = max(c.markov_tokens // 10, 16 * c.markov_doc_len)
+        n_test -= n_test % c.markov_doc_len
+        stream = markov_copy_stream(c.markov_tokens + n_test, c.markov_vocab, c.markov_doc_len, 0,
+                                    c.markov_successors, c.markov_quote)  # fmt: skip
+        return None, stream[: c.markov_tokens], stream[c.markov_tokens :]
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     folder = cache_dir() / f"{corpus.name}-{digest}"
     tok_path, st_path = folder / "tokenizer.json", folder / "tokens.safetensors"
