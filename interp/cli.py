@@ -373,7 +373,9 @@ def tickets_curve(
 
 @experiment_app.command("repeated-data")
 def experiment_repeated_data(
-    preset: Annotated[str, typer.Option(help="cpu-quick | cpu-full | paper | tiny")] = "cpu-quick",
+    preset: Annotated[
+        str, typer.Option(help="cpu-quick | cpu-full | cpu-copy | paper | tiny")
+    ] = "cpu-quick",
     out: Annotated[
         Path | None, typer.Option(help="Output dir (default runs/repeated-PRESET).")
     ] = None,

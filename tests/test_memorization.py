@@ -55,6 +55,9 @@ def test_copy_losses_see_the_induction_head():
     # copy 1 is unpredictable (distinct random tokens, loss near ln 12 = 2.48);
     # copies 2-3 are copied from context (the head's logit boost is ~1, so not to 0)
     assert float(losses[0]) > 2.3 and float(losses[1:].max()) < float(losses[0]) - 0.5
+    # each copy's first token (no earlier occurrence to copy from) is left out, so copies
+    # 2 and 3 are scored on the same copyable positions
+    assert abs(float(losses[1]) - float(losses[2])) < 0.1
     broken = build_model(copy_sign=-1.0)  # an anti-copying head
     assert float(copy_losses(broken, passages, copies=3)[1]) > float(losses[0])
     with pytest.raises(ValueError, match="exceed the context"):

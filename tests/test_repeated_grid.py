@@ -140,3 +140,16 @@ def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):
 def test_ray_backend_without_ray_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="pip install 'memgen-interp\\[ray\\]'"):
         run_grid(GRIDS["tiny"], tmp_path, backend="ray")
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_every_grid_preset_resolves_to_valid_run_configs(name):
+    spec = GRIDS[name]
+    runs = grid_runs(spec)
+    kinds = {r.kind for r in runs}
+    assert {"f0", "repeated"} <= kinds
+    for r in runs:
+        cfg = run_config(spec, r).resolve()
+        assert cfg.steps >= 1 and cfg.model.n_ctx == cfg.data.seq_len
+        if r.kind == "repeated":
+            assert cfg.data.repeated_fraction == r.f and cfg.data.repeated_epochs == r.epochs

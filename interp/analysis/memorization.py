@@ -32,8 +32,10 @@ def copy_losses(
     model: nn.Module, passages: Int[Tensor, "n length"], copies: int = 4, batch: int = 32
 ) -> Float[Tensor, " copies"]:
     """Mean next-token loss on each of ``copies`` back-to-back copies of each
-    passage (the first token of copy 1 is not predicted). Needs
-    ``copies · length ≤ n_ctx``."""
+    passage (Hernandez et al. 2022 §4's copying evaluation), over tokens 2 …
+    ``length`` of every copy: the first token of copy 1 has no context and the
+    first token of copy 2 follows the passage's last token in no text, so every
+    copy is scored on the same positions. Needs ``copies · length ≤ n_ctx``."""
     n, length = passages.shape
     if copies < 2:
         raise ValueError(f"copies must be >= 2, got {copies}")
@@ -50,7 +52,9 @@ def copy_losses(
             logits.reshape(-1, logits.shape[-1]), toks[:, 1:].reshape(-1), reduction="none"
         ).reshape(toks.shape[0], -1)
         # position j of `loss` predicts token j+1, which lies in copy (j+1) // length
-        which = (torch.arange(1, toks.shape[1], device=device) // length).cpu()
+        target = torch.arange(1, toks.shape[1])
+        which = target // length
+        which[target % length == 0] = -1  # the first token of each copy: not scored
         per = loss.cpu()
         for c in range(copies):
             sel = per[:, which == c]

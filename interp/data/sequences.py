@@ -208,12 +208,19 @@ def markov_copy_stream(
     successors: int = 4,
     quote: float = 0.5,
     span: tuple[int, int] = (8, 32),
+    contexts: int = 1,
+    concentration: float = 1.0,
 ) -> Int[Tensor, " n_tokens"]:
     """Documents of ``doc_len`` tokens that quote themselves.
 
     Every document is written by one sparse Markov chain (the same for all
     documents): each token has ``successors`` possible next tokens, drawn at
-    random, with Dirichlet(1) probabilities. A document opens with
+    random; which of them follows also depends on the token before it, through
+    its class (token id mod ``contexts``): each (token, class) pair has its own
+    Dirichlet(``concentration``) probabilities over the successors. With
+    ``contexts > 1`` the text rewards reading the previous token, as natural
+    text does — so the model grows previous-token heads early, the first half of
+    an induction circuit. A document opens with
     ``doc_len // 4`` to ``doc_len // 2`` chain tokens; each next piece
     (``span[0]`` to ``span[1]`` tokens) is, with probability ``quote``, a copy
     of a random earlier span of the same document, else fresh chain tokens.
@@ -233,6 +240,10 @@ def markov_copy_stream(
         raise ValueError(f"span must be (lo, hi) with 1 <= lo <= hi, got {span}")
     if not 0.0 <= quote < 1.0:
         raise ValueError(f"quote must be in [0, 1), got {quote}")
+    if contexts < 1 or concentration <= 0:
+        raise ValueError(
+            f"need contexts >= 1 and concentration > 0, got {contexts}, {concentration}"
+        )
     if n_tokens < 1 or vocab < 2 or not 1 <= successors <= vocab:
         raise ValueError(
             f"need n_tokens >= 1, vocab >= 2, 1 <= successors <= vocab; got {n_tokens}, "
@@ -241,14 +252,18 @@ def markov_copy_stream(
     n_docs = -(-n_tokens // doc_len)
     gen = torch.Generator().manual_seed(seed)
     succ = torch.randint(0, vocab, (vocab, successors), generator=gen)
-    weights = -torch.log(torch.rand(vocab, successors, generator=gen))  # Dirichlet(1) rows
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gamma = torch.distributions.Gamma(torch.tensor(concentration), torch.tensor(1.0))
+        weights = gamma.sample((vocab, contexts, successors)) + 1e-12
     probs = weights / weights.sum(-1, keepdim=True)
     # one chain per document, every step sampled at once across documents
     fresh = torch.empty(n_docs, doc_len, dtype=torch.long)
     state = torch.randint(0, vocab, (n_docs,), generator=gen)
+    prev = torch.randint(0, vocab, (n_docs,), generator=gen)
     for t in range(doc_len):
-        k = torch.multinomial(probs[state], 1, generator=gen)[:, 0]
-        state = succ[state, k]
+        k = torch.multinomial(probs[state, prev % contexts], 1, generator=gen)[:, 0]
+        prev, state = state, succ[state, k]
         fresh[:, t] = state
     rng = random.Random(seed)
     out: list[int] = []

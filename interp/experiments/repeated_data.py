@@ -73,12 +73,14 @@ class CorpusConfig:
     markov_doc_len: int = 256
     markov_quote: float = 0.5
     markov_successors: int = 4
+    markov_contexts: int = 1
 
     def __post_init__(self) -> None:
         check_choice("corpus.name", self.name, CORPORA)
         check_int("corpus.markov_doc_len", self.markov_doc_len, lo=8)
         check_float("corpus.markov_quote", self.markov_quote, 0.0, 1.0, hi_open=True)
         check_int("corpus.markov_successors", self.markov_successors, lo=1, hi=self.markov_vocab)
+        check_int("corpus.markov_contexts", self.markov_contexts, lo=1)
         check_int("corpus.markov_vocab", self.markov_vocab, lo=2)
         check_int("corpus.markov_tokens", self.markov_tokens, lo=1000)
         check_float("corpus.markov_concentration", self.markov_concentration, 0.0, lo_open=True)
@@ -197,6 +199,19 @@ PRESETS: dict[str, RepeatedDataConfig] = {
         model=SIZES["l"],
         train=replace(_LM_TRAIN, lr=1e-3, batch_size=32, eval_every=50, checkpoint_every=50),
     ),
+    # synthetic text that quotes itself (see markov_copy_stream): copying pays, so
+    # the f = 0 model learns to copy within CPU minutes (the text presets do not)
+    "cpu-copy": RepeatedDataConfig(
+        corpus=CorpusConfig("markov-copy", markov_vocab=512, markov_tokens=8_388_608,
+                            markov_concentration=0.1, markov_doc_len=64, markov_quote=0.7,
+                            markov_successors=8, markov_contexts=4),
+        data=RepeatedConfig(total_tokens=8_388_608, repeated_fraction=0.5,
+                            repeated_epochs=100, seq_len=64),
+        model=SIZES["xs"],
+        train=replace(_LM_TRAIN, lr=3e-3, lr_schedule="constant", batch_size=32,
+                      checkpoint_every=256),
+        eval=EvalConfig(copy_length=16, verbatim_prefix=16, verbatim_continuation=16),
+    ),
     "tiny": RepeatedDataConfig(
         corpus=CorpusConfig("markov", markov_vocab=32, markov_tokens=60_000),
         data=RepeatedConfig(total_tokens=16_384, repeated_fraction=0.5,
@@ -240,7 +255,8 @@ def _corpus_key(corpus: CorpusConfig) -> dict[str, Any]:
             key.append(corpus.markov_doc_len)
         if corpus.name == "markov-copy":
             key = [corpus.markov_vocab, corpus.markov_tokens, corpus.markov_successors,
-                   corpus.markov_doc_len, corpus.markov_quote]  # fmt: skip
+                   corpus.markov_doc_len, corpus.markov_quote, corpus.markov_contexts,
+                   corpus.markov_concentration]  # fmt: skip
         return {corpus.name: key}
     m = corpus_manifest(corpus.name)
     return {
@@ -271,7 +287,9 @@ def _corpus_streams(key: str, corpus: CorpusConfig) -> tuple[TextTokenizer | Non
         n_test = max(c.markov_tokens // 10, 16 * c.markov_doc_len)
         n_test -= n_test % c.markov_doc_len
         stream = markov_copy_stream(c.markov_tokens + n_test, c.markov_vocab, c.markov_doc_len, 0,
-                                    c.markov_successors, c.markov_quote)  # fmt: skip
+                                    c.markov_successors, c.markov_quote,
+                                    contexts=c.markov_contexts,
+                                    concentration=c.markov_concentration)  # fmt: skip
         return None, stream[: c.markov_tokens], stream[c.markov_tokens :]
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     folder = cache_dir() / f"{corpus.name}-{digest}"

@@ -77,10 +77,13 @@ class GridSpec:
 
 GRIDS: dict[str, GridSpec] = {
     "cpu-quick": GridSpec(base="cpu-quick", sizes=("s",), fractions=(0.5,),
-                          epochs=(10, 100, 1000), seeds=(0,)),
+                          epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100,),
+                          key_seeds=(0, 1, 2)),
     "cpu-full": GridSpec(base="cpu-quick", sizes=("xs", "s", "m"), fractions=(0.1, 0.5),
                          epochs=(3, 10, 30, 60, 100, 200, 400, 1000), seeds=(0,),
                          key_epochs=(30, 100, 400), key_seeds=(0, 1, 2)),
+    "cpu-copy": GridSpec(base="cpu-copy", sizes=("xs",), fractions=(0.5,),
+                         epochs=(10, 100, 1000), seeds=(0,)),
     "paper": GridSpec(base="paper", sizes=("s", "l", "xl"), fractions=(0.1, 0.5),
                       epochs=(10, 30, 100, 300, 1000), seeds=(0, 1, 2)),
     "tiny": GridSpec(base="tiny", sizes=("tiny",), fractions=(0.5,), epochs=(2, 8),
@@ -112,7 +115,8 @@ class GridRun:
 
 
 def grid_runs(spec: GridSpec) -> list[GridRun]:
-    """Every run of ``spec``, cheapest-first within each seed."""
+    """Every run of ``spec``, cheapest-first within each seed. (f, E) pairs whose
+    repeated subset f·D/E would be shorter than one sequence are left out."""
     from interp.experiments.repeated_data import PRESETS
 
     base = PRESETS[spec.base]
@@ -123,7 +127,8 @@ def grid_runs(spec: GridSpec) -> list[GridRun]:
             main = seed in spec.seeds
             runs.append(GridRun(size, "f0", seed, overrides=("data.repeated_fraction=0.0",)))
             for f in spec.fractions:
-                unique = round((1 - f) * D / L) * L
+                # (1 - f)·D unique tokens, rounded to whole batches of the base batch size
+                unique = max(1, round((1 - f) * D / (L * B))) * L * B
                 if spec.controls:
                     runs.append(
                         GridRun(
@@ -135,23 +140,25 @@ def grid_runs(spec: GridSpec) -> list[GridRun]:
                             ("data.repeated_fraction=0.0", f"data.total_tokens={unique}"),
                         )
                     )
-                    b = round(B * (1 - f))
-                    if b >= 1 and (unique // L) % b == 0:
-                        runs.append(
-                            GridRun(
-                                size,
-                                "unique-same-steps",
-                                seed,
-                                f,
-                                0,
-                                (
-                                    "data.repeated_fraction=0.0",
-                                    f"data.total_tokens={unique}",
-                                    f"train.batch_size={b}",
-                                ),
-                            )
+                    # the same number of steps as the f = 0 run, with a (1 - f) batch
+                    b = max(1, round(B * (1 - f)))
+                    runs.append(
+                        GridRun(
+                            size,
+                            "unique-same-steps",
+                            seed,
+                            f,
+                            0,
+                            (
+                                "data.repeated_fraction=0.0",
+                                f"data.total_tokens={D // (L * B) * b * L}",
+                                f"train.batch_size={b}",
+                            ),
                         )
+                    )
                 for e in spec.epochs:
+                    if f * D / e < L:  # the subset would be shorter than one sequence
+                        continue
                     if main or e in spec.key_epochs:
                         runs.append(
                             GridRun(
