@@ -25,6 +25,7 @@ from interp.experiments.repeated_grid import (
     run_grid,
 )
 from interp.training.store import RunStore
+from interp.viz.repeated import training_curves_by_run
 
 
 def test_grid_runs_and_control_budgets():
@@ -120,6 +121,12 @@ def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):
     assert r.exit_code == 0 and (victim.path(out) / "summary.json").stat().st_mtime_ns == stamp
     res = json.loads((out / "results.json").read_text())
     assert res["aggregate"] and "<script src=" not in (out / "repeated_report.html").read_text()
+    # over training: test loss, copying gain and prefix matching, a line per run and panel
+    fig = training_curves_by_run(out, table)
+    n_runs = int(((table["size"] == table["size"].iloc[0]) & (table["seed"] == 0)).sum())
+    assert len(fig.data) == 3 * n_runs
+    pm = [t for t in fig.data if t.yaxis == "y3"]
+    assert len(pm) == n_runs and all(len(t.y) > 1 and 0 <= min(t.y) <= max(t.y) <= 1 for t in pm)
     r = CliRunner().invoke(
         app,
         [

@@ -1,6 +1,7 @@
 """Figures of the repeated-data grid (Hernandez et al. 2022, Fig. 2 shape):
 test loss vs repeated epochs with the unique-data references, copying and
-memorisation measures vs epochs, and test loss over training."""
+memorisation measures vs epochs, and test loss, copying gain and prefix
+matching over training."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import DEFAULT_PLOTLY_COLORS
 from plotly.subplots import make_subplots
 
 _REF_STYLE = {
@@ -80,23 +82,45 @@ def measures_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
-def training_curves_by_run(out: Path, table: pd.DataFrame, seed: int | None = None) -> go.Figure:
-    """Held-out test loss over training for one seed of every run of the first size."""
+TRAINING_PANELS: tuple[tuple[str, str, str], ...] = (
+    ("test", "loss", "held-out test loss"),
+    ("copy", "gain", "copying gain"),
+    ("heads", "prefix_matching_max", "prefix matching (random tokens)"),
+)
+
+
+def training_curves_by_run(
+    out: Path,
+    table: pd.DataFrame,
+    seed: int | None = None,
+    panels: tuple[tuple[str, str, str], ...] = TRAINING_PANELS,
+) -> go.Figure:
+    """Test loss, copying gain and the best head's prefix-matching score over
+    training, for one seed of every run of the first size (one line per run;
+    a panel is left empty for runs that did not log its metric)."""
     from interp.training.store import open_run
 
     size = table["size"].iloc[0]
     seed = int(table["seed"].min()) if seed is None else seed
-    fig = go.Figure()
-    for row in table[(table["size"] == size) & (table["seed"] == seed)].itertuples():
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[title for _, _, title in panels])  # fmt: skip
+    rows = table[(table["size"] == size) & (table["seed"] == seed)]
+    colors = DEFAULT_PLOTLY_COLORS
+    for k, row in enumerate(rows.itertuples()):
         path = Path(out) / row.size / row.run / f"seed{row.seed}"
         m = open_run(path).metrics()
-        d = m[(m["split"] == "test") & (m["metric"] == "loss") & (m["step"] > 0)].sort_values(
-            "step"
-        )
-        fig.add_trace(go.Scatter(x=d["step"], y=d["value"], mode="lines", name=row.run))
-    fig.update_xaxes(type="log", title_text="step")
-    fig.update_yaxes(title_text="test loss")
-    fig.update_layout(title=f"Test loss over training ({size}, seed {seed})", height=450)
+        for r, (split, metric, _) in enumerate(panels, start=1):
+            d = m[(m["split"] == split) & (m["metric"] == metric) & (m["step"] > 0)]
+            d = d.sort_values("step")
+            fig.add_trace(
+                go.Scatter(x=d["step"], y=d["value"], mode="lines", name=row.run,
+                           legendgroup=row.run, showlegend=r == 1,
+                           line={"color": colors[k % len(colors)]}),
+                row=r, col=1,
+            )  # fmt: skip
+    fig.update_xaxes(type="log")
+    fig.update_xaxes(title_text="step", row=len(panels), col=1)
+    fig.update_layout(title=f"Over training ({size}, seed {seed})", height=300 * len(panels))
     return fig
 
 
