@@ -388,21 +388,36 @@ def experiment_repeated_data(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override every run, e.g. train.lr=1e-3.")
     ] = None,
+    sizes: Annotated[
+        list[str] | None, typer.Option("--size", help="Model sizes instead of the preset's.")
+    ] = None,
+    fractions: Annotated[
+        list[float] | None,
+        typer.Option("--fraction", help="Repeated fractions f instead of the preset's."),
+    ] = None,
+    epochs: Annotated[
+        list[int] | None,
+        typer.Option("--epochs", help="Repeated epochs E instead of the preset's (repeat)."),
+    ] = None,
 ) -> None:
     """Sizes × repeated fraction × repeated epochs × seeds, with f = 0 baselines and
     unique-only controls; writes OUT/results.csv|json and repeated_report.html.
-    Relaunching skips finished runs and resumes interrupted ones."""
+    Relaunching skips finished runs and resumes interrupted ones, so a finer E
+    scan (``--epochs 30 --epochs 300 …``) reuses what is already trained."""
     from interp.experiments.repeated_grid import aggregate, grid_preset, run_grid
 
     out = out or Path("runs") / f"repeated-{preset}"
     try:
-        spec = grid_preset(preset, seeds, list(set_ or []))
+        spec = grid_preset(
+            preset, seeds, list(set_ or []), sizes=sizes, fractions=fractions, epochs=epochs
+        )
         table = run_grid(spec, out, jobs=jobs, backend=backend, threads=threads, log=typer.echo)
     except _USER_ERRORS as exc:
         _fail(exc)
         return
     cols = ["size", "run", "seeds", "test_loss_mean", "se", "vs_f0", "vs_unique-fewer-steps",
-            "vs_unique-same-steps", "copy_gain_mean", "prefix_matching_max_mean"]  # fmt: skip
+            "vs_unique-same-steps", "copy_gain_mean", "copy_gain_se", "prefix_matching_max_mean",
+            "prefix_matching_text_mean"]  # fmt: skip
     typer.echo(aggregate(table)[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     typer.echo(str(out / "repeated_report.html"))
 

@@ -19,6 +19,7 @@ from interp.experiments.repeated_grid import (
     GridRun,
     GridSpec,
     aggregate,
+    grid_preset,
     grid_runs,
     results_table,
     run_config,
@@ -66,7 +67,8 @@ def test_aggregate_standard_errors_and_differences():
             ("unique-same-steps", "unique-same-steps-f0.5", 0.5, 0, c),
         ):
             rows.append({"size": "s", "run": run, "kind": kind, "f": f, "E": E, "seed": seed,
-                         "test_loss": loss, "copy_gain": 1.0, "prefix_matching_max": 0.5,
+                         "test_loss": loss, "copy_gain": 0.5 + 0.1 * seed,
+                         "prefix_matching_max": 0.5,
                          "repeated_loss": 1.0, "verbatim_repeated": 0.0})  # fmt: skip
     agg = aggregate(pd.DataFrame(rows)).set_index("run")
     rep = agg.loc["f0.5-E100"]
@@ -78,6 +80,9 @@ def test_aggregate_standard_errors_and_differences():
     assert rep["vs_f0"] == pytest.approx(mean - 3.1)
     assert rep["vs_unique-same-steps"] == pytest.approx(mean - 3.2)
     assert math.isnan(rep["vs_unique-fewer-steps"])  # that control was not run
+    assert rep["copy_gain_mean"] == pytest.approx(0.6)
+    assert rep["copy_gain_se"] == pytest.approx(0.1 / math.sqrt(3))
+    assert math.isnan(rep["prefix_matching_text_mean"])  # a table from before that column
 
 
 def test_effective_size_column_from_two_sizes():
@@ -160,3 +165,22 @@ def test_every_grid_preset_resolves_to_valid_run_configs(name):
         assert cfg.steps >= 1 and cfg.model.n_ctx == cfg.data.seq_len
         if r.kind == "repeated":
             assert cfg.data.repeated_fraction == r.f and cfg.data.repeated_epochs == r.epochs
+
+
+def test_finer_epoch_scan_reuses_the_runs_already_trained(tmp_path):
+    assert grid_preset("tiny", epochs=[8, 2, 8]).epochs == (2, 8)
+    with pytest.raises(ConfigError, match="repeated epochs must be >= 1"):
+        grid_preset("tiny", epochs=[0])
+    out = tmp_path / "g"
+    base = ["experiment", "repeated-data", "--preset", "tiny", "--seed", "0", "--out", str(out)]
+    r = CliRunner().invoke(app, [*base, "--epochs", "2"])
+    assert r.exit_code == 0, r.output
+    first = pd.read_csv(out / "results.csv")
+    assert sorted(first.loc[first["kind"] == "repeated", "E"]) == [2]
+    e2 = GridRun("tiny", "repeated", 0, 0.5, 2, ())
+    stamp = (e2.path(out) / "summary.json").stat().st_mtime_ns
+    r = CliRunner().invoke(app, [*base, "--epochs", "2", "--epochs", "4"])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out / "results.csv")
+    assert sorted(table.loc[table["kind"] == "repeated", "E"]) == [2, 4]
+    assert (e2.path(out) / "summary.json").stat().st_mtime_ns == stamp  # not retrained

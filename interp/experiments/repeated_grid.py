@@ -301,6 +301,7 @@ def results_table(runs: Sequence[GridRun], done: dict[GridRun, dict[str, Any]]) 
             "verbatim_repeated": s.get("verbatim_repeated_exact"),
             "verbatim_unique": s.get("verbatim_unique_exact"),
             "prefix_matching_max": h["prefix_matching_max"], "induction_max": h["induction_max"],
+            "prefix_matching_text": s.get("final_copy_prefix_matching_max"),
             "seconds": round(done[r]["seconds"], 1),
         })  # fmt: skip
     df = pd.DataFrame(rows)
@@ -316,14 +317,20 @@ def results_table(runs: Sequence[GridRun], done: dict[GridRun, dict[str, Any]]) 
     return df
 
 
+# per-run measures averaged over seeds by aggregate() (absent columns give NaN)
+MEAN_COLUMNS = ("copy_gain", "prefix_matching_max", "prefix_matching_text", "repeated_loss",
+                "verbatim_repeated")  # fmt: skip
+
+
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard error over seeds per (size, run), with the difference
     from the f = 0 baseline and from each unique-only control of the same f."""
     g = table.groupby(["size", "run", "kind", "f", "E"], dropna=False)
     agg = g["test_loss"].agg(["mean", "count", "std"]).reset_index()
     agg["se"] = agg["std"] / agg["count"].pow(0.5)
-    for col in ("copy_gain", "prefix_matching_max", "repeated_loss", "verbatim_repeated"):
-        agg[f"{col}_mean"] = g[col].mean().values
+    for col in MEAN_COLUMNS:
+        agg[f"{col}_mean"] = g[col].mean().values if col in table else math.nan
+    agg["copy_gain_se"] = (g["copy_gain"].std() / g["copy_gain"].count().pow(0.5)).values
     agg = agg.rename(columns={"mean": "test_loss_mean", "std": "test_loss_std", "count": "seeds"})
     base = agg[agg["kind"] == "f0"].set_index("size")["test_loss_mean"]
     agg["vs_f0"] = agg["test_loss_mean"] - agg["size"].map(base)
@@ -348,13 +355,31 @@ def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> Path:
 
 
 def grid_preset(
-    name: str, seeds: Sequence[int] | None = None, overrides: Sequence[str] = ()
+    name: str,
+    seeds: Sequence[int] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    sizes: Sequence[str] | None = None,
+    fractions: Sequence[float] | None = None,
+    epochs: Sequence[int] | None = None,
 ) -> GridSpec:
+    """The grid ``name`` with its seeds, sizes, fractions or repeated epochs
+    replaced where given (e.g. a finer E scan; runs already trained under the
+    same ``--out`` are reused)."""
     if name not in GRIDS:
         raise ConfigError(f"unknown repeated-data grid {name!r}; choose from {sorted(GRIDS)}")
     spec = GRIDS[name]
     if seeds:
         spec = replace(spec, seeds=tuple(seeds))
+    if sizes:
+        spec = replace(spec, sizes=tuple(sizes))
+    if fractions:
+        spec = replace(spec, fractions=tuple(float(f) for f in fractions))
+    if epochs:
+        bad = [e for e in epochs if int(e) < 1]
+        if bad:
+            raise ConfigError(f"repeated epochs must be >= 1, got {bad}")
+        spec = replace(spec, epochs=tuple(sorted({int(e) for e in epochs})))
     if overrides:
         spec = replace(spec, overrides=tuple(overrides))
     return spec
