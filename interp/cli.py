@@ -399,6 +399,13 @@ def experiment_repeated_data(
         list[int] | None,
         typer.Option("--epochs", help="Repeated epochs E instead of the preset's (repeat)."),
     ] = None,
+    baseline_sizes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--baseline-size",
+            help="Sizes trained at f = 0 only (points for the effective-size fit).",
+        ),
+    ] = None,
 ) -> None:
     """Sizes × repeated fraction × repeated epochs × seeds, with f = 0 baselines and
     unique-only controls; writes OUT/results.csv|json and repeated_report.html.
@@ -409,8 +416,9 @@ def experiment_repeated_data(
     out = out or Path("runs") / f"repeated-{preset}"
     try:
         spec = grid_preset(
-            preset, seeds, list(set_ or []), sizes=sizes, fractions=fractions, epochs=epochs
-        )
+            preset, seeds, list(set_ or []), sizes=sizes, fractions=fractions, epochs=epochs,
+            baseline_sizes=baseline_sizes,
+        )  # fmt: skip
         table = run_grid(spec, out, jobs=jobs, backend=backend, threads=threads, log=typer.echo)
     except _USER_ERRORS as exc:
         _fail(exc)

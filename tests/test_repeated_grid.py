@@ -184,3 +184,12 @@ def test_finer_epoch_scan_reuses_the_runs_already_trained(tmp_path):
     table = pd.read_csv(out / "results.csv")
     assert sorted(table.loc[table["kind"] == "repeated", "E"]) == [2, 4]
     assert (e2.path(out) / "summary.json").stat().st_mtime_ns == stamp  # not retrained
+
+
+def test_baseline_sizes_add_only_f0_runs():
+    spec = GridSpec(base="tiny", sizes=("tiny",), epochs=(2,), seeds=(0, 1), baseline_sizes=("xs",))
+    extra = [r for r in grid_runs(spec) if r.size == "xs"]
+    assert [(r.kind, r.seed) for r in extra] == [("f0", 0), ("f0", 1)]
+    with pytest.raises(ConfigError, match="unknown model sizes"):
+        GridSpec(base="tiny", baseline_sizes=("huge",))
+    assert grid_preset("tiny", baseline_sizes=["xs"]).baseline_sizes == ("xs",)

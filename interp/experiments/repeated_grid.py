@@ -54,6 +54,8 @@ class GridSpec:
     key_epochs: tuple[int, ...] = ()
     key_seeds: tuple[int, ...] = ()
     controls: bool = True
+    # sizes trained at f = 0 only, on the main seeds: points for the effective-size fit
+    baseline_sizes: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -63,7 +65,7 @@ class GridSpec:
             raise ConfigError(
                 f"unknown repeated-data preset {self.base!r}; choose from {sorted(PRESETS)}"
             )
-        bad = sorted(set(self.sizes) - set(SIZES))
+        bad = sorted((set(self.sizes) | set(self.baseline_sizes)) - set(SIZES))
         if bad:
             raise ConfigError(f"unknown model sizes {bad}; choose from {sorted(SIZES)}")
         for f in self.fractions:
@@ -171,6 +173,10 @@ def grid_runs(spec: GridSpec) -> list[GridRun]:
                                 (f"data.repeated_fraction={f}", f"data.repeated_epochs={e}"),
                             )
                         )
+    for size in spec.baseline_sizes:
+        if size not in spec.sizes:
+            for seed in sorted(spec.seeds):
+                runs.append(GridRun(size, "f0", seed, overrides=("data.repeated_fraction=0.0",)))
     return runs  # fmt: skip
 
 
@@ -362,10 +368,11 @@ def grid_preset(
     sizes: Sequence[str] | None = None,
     fractions: Sequence[float] | None = None,
     epochs: Sequence[int] | None = None,
+    baseline_sizes: Sequence[str] | None = None,
 ) -> GridSpec:
-    """The grid ``name`` with its seeds, sizes, fractions or repeated epochs
-    replaced where given (e.g. a finer E scan; runs already trained under the
-    same ``--out`` are reused)."""
+    """The grid ``name`` with its seeds, sizes, fractions, repeated epochs or
+    baseline-only sizes replaced where given (e.g. a finer E scan; runs already
+    trained under the same ``--out`` are reused)."""
     if name not in GRIDS:
         raise ConfigError(f"unknown repeated-data grid {name!r}; choose from {sorted(GRIDS)}")
     spec = GRIDS[name]
@@ -373,6 +380,8 @@ def grid_preset(
         spec = replace(spec, seeds=tuple(seeds))
     if sizes:
         spec = replace(spec, sizes=tuple(sizes))
+    if baseline_sizes:
+        spec = replace(spec, baseline_sizes=tuple(baseline_sizes))
     if fractions:
         spec = replace(spec, fractions=tuple(float(f) for f in fractions))
     if epochs:
