@@ -173,6 +173,10 @@ def test_finer_epoch_scan_reuses_the_runs_already_trained(tmp_path):
         grid_preset("tiny", epochs=[0])
     out = tmp_path / "g"
     base = ["experiment", "repeated-data", "--preset", "tiny", "--seed", "0", "--out", str(out)]
+    r = CliRunner().invoke(app, [*base, "--epochs", "0"])
+    assert r.exit_code == 2 and "repeated epochs must be >= 1" in r.output
+    r = CliRunner().invoke(app, [*base, "--set", "train.lr=-1"])
+    assert r.exit_code == 2 and not out.exists()  # nothing written for a bad grid
     r = CliRunner().invoke(app, [*base, "--epochs", "2"])
     assert r.exit_code == 0, r.output
     first = pd.read_csv(out / "results.csv")

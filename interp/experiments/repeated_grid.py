@@ -73,6 +73,9 @@ class GridSpec:
                 raise ConfigError(
                     f"fractions must be in (0, 1) (f = 0 runs are always included), got {f}"
                 )
+        bad_e = [e for e in (*self.epochs, *self.key_epochs) if int(e) < 1]
+        if bad_e:
+            raise ConfigError(f"repeated epochs must be >= 1, got {bad_e}")
         if not self.seeds or not self.sizes:
             raise ConfigError("sizes and seeds must not be empty")
 
@@ -239,11 +242,11 @@ def run_grid(
         keep = ("base", "overrides", "controls")
         if {k: before.get(k) for k in keep} != {k: spec_d[k] for k in keep}:
             raise ConfigError(f"{out} holds a grid with another base/overrides; use a new --out")
+    runs = grid_runs(spec)
+    for r in runs:  # validate every config before writing or training anything
+        run_config(spec, r)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / GRID_FILE, spec_d)
-    runs = grid_runs(spec)
-    for r in runs:  # validate every config before training anything
-        run_config(spec, r)
     t0 = time.perf_counter()
     done: dict[GridRun, dict[str, Any]] = {}
 
@@ -385,9 +388,6 @@ def grid_preset(
     if fractions:
         spec = replace(spec, fractions=tuple(float(f) for f in fractions))
     if epochs:
-        bad = [e for e in epochs if int(e) < 1]
-        if bad:
-            raise ConfigError(f"repeated epochs must be >= 1, got {bad}")
         spec = replace(spec, epochs=tuple(sorted({int(e) for e in epochs})))
     if overrides:
         spec = replace(spec, overrides=tuple(overrides))
