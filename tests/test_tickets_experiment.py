@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -117,6 +118,20 @@ def test_torch_init_matches_plain_pytorch_modules():
     # rejected by our check (ConfigError) or, under the tests' beartype hook, by the Literal
     with pytest.raises(Exception, match="init"):
         TransformerConfig(init="xavier")
+
+
+def test_init_scale_multiplies_every_weight_matrix_and_nothing_else():
+    base = TransformerConfig(n_ctx=3, d_vocab=8, d_vocab_out=7, normalization="LN")
+    w1 = named_weights(make_transformer(base, seed=5))
+    w2 = named_weights(make_transformer(replace(base, init_scale=2.5), seed=5))
+    assert set(w1) == set(w2)
+    for n in w1:
+        factor = 2.5 if w1[n].ndim >= 2 else 1.0
+        assert torch.equal(w2[n], w1[n] * factor), n
+    assert any(w1[n].ndim == 1 and bool((w1[n] != 0).any()) for n in w1)  # LN gains kept
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="init_scale"):
+            TransformerConfig(init_scale=bad)
 
 
 def _row(run, t_gen, kind=None, steps=5000):

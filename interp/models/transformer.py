@@ -16,7 +16,7 @@ import torch
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.config import ConfigError, check_choice, check_int
+from interp.config import ConfigError, check_choice, check_float, check_int
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class TransformerConfig:
     d_vocab: int | None = None
     d_vocab_out: int | None = None
     init: Literal["tl", "torch"] = "tl"
+    # every weight matrix (embeddings and unembedding included; biases and
+    # LayerNorm gains untouched) is multiplied by this after it is drawn
+    init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         check_int("model.n_layers", self.n_layers, lo=1, hi=64)
@@ -50,6 +53,7 @@ class TransformerConfig:
         check_choice("model.act_fn", self.act_fn, ("relu", "gelu", "gelu_new", "silu"))
         check_choice("model.normalization", self.normalization, ("LN", "LNPre", "RMS", None))
         check_choice("model.init", self.init, ("tl", "torch"))
+        check_float("model.init_scale", self.init_scale, lo=0.0, lo_open=True)
         for name in ("n_ctx", "d_vocab", "d_vocab_out"):
             if getattr(self, name) is not None:
                 check_int(f"model.{name}", getattr(self, name), lo=1)
@@ -85,7 +89,22 @@ def make_transformer(
     bridge = TransformerBridge.boot_native(tl_cfg, device=str(device))
     if cfg.init == "torch":
         torch_default_init(bridge, seed)
+    if cfg.init_scale != 1.0:
+        scale_init(bridge, cfg.init_scale)
     return bridge
+
+
+@torch.no_grad()
+def scale_init(model: torch.nn.Module, scale: float) -> None:
+    """Multiply every weight matrix (ndim >= 2) by ``scale``; biases and
+    LayerNorm gains are left alone. The initialisation scale sets how long a
+    network memorises before it generalises (Liu et al. 2023, "Omnigrok", §3:
+    a larger init norm, a longer grokking delay)."""
+    from interp.models import named_weights
+
+    for p in named_weights(model).values():
+        if p.ndim >= 2:
+            p.mul_(scale)
 
 
 @torch.no_grad()
