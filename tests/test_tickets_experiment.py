@@ -170,6 +170,31 @@ def test_required_checks_on_known_tables():
     assert only["check"] == "dense generalizes" and not only["pass"]
 
 
+def test_across_seeds_counts_checks_and_takes_censored_medians():
+    spec = ticket_suite.SuiteSpec(dense_preset="tiny", rates=(0.6,))
+    rows = []
+    for seed, runs in {
+        0: [("dense", 1000), ("ticket-r0.6", 250), ("random", None), ("dense_l1", 1900)],
+        1: [("dense", 800), ("ticket-r0.6", 100), ("random", 400), ("dense_l1", 3000)],
+    }.items():
+        for run, t_gen in runs:
+            kind = "ticket" if run.startswith("ticket") else run
+            rows.append(_row(run, t_gen, kind) | {"seed": seed})
+    table = pd.DataFrame(rows)
+    dense = table[table.run == "dense"].set_index("seed")["t_gen"]
+    table["speedup"] = table["seed"].map(dense) / table["t_gen"]
+    agg = ticket_suite.across_seeds(table, ticket_suite.check_results(table, spec))
+    agg = agg.set_index("run")
+    assert agg.loc["ticket-r0.6", "median_speedup"] == pytest.approx(6.0)  # 4x and 8x
+    assert agg.loc["ticket-r0.6", "checks"] == "ticket r0.6 >= 4x faster: 2/2"
+    # one seed never reached 95%: it counts as the slowest, so the median is unknown
+    assert agg.loc["random", "reached"] == 1 and pd.isna(agg.loc["random", "median_speedup"])
+    assert agg.loc["random", "checks"] == "random no faster than dense: 1/2"
+    assert agg.loc["dense_l1", "median_speedup"] == pytest.approx((1000 / 1900 + 800 / 3000) / 2)
+    assert agg.loc["dense_l1", "checks"] == "dense_l1 within 2x of dense: 1/2"
+    assert agg.loc["dense", "checks"] == ""  # "dense generalizes" only appears when it fails
+
+
 CONTROLS = ["random", "dense_l2", "t_mem", "no_wd"]
 
 
