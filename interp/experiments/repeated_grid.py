@@ -87,8 +87,10 @@ GRIDS: dict[str, GridSpec] = {
     "cpu-full": GridSpec(base="cpu-quick", sizes=("xs", "s", "m"), fractions=(0.1, 0.5),
                          epochs=(3, 10, 30, 60, 100, 200, 400, 1000), seeds=(0,),
                          key_epochs=(30, 100, 400), key_seeds=(0, 1, 2)),
+    # key E: 100 (the repeated half still helps) and 1000 (the middle of the
+    # damage band E = 300-3000 measured on three seeds, README)
     "cpu-copy": GridSpec(base="cpu-copy", sizes=("xs",), fractions=(0.5,),
-                         epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100,),
+                         epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100, 1000),
                          key_seeds=(0, 1, 2)),
     "paper": GridSpec(base="paper", sizes=("s", "l", "xl"), fractions=(0.1, 0.5),
                       epochs=(10, 30, 100, 300, 1000), seeds=(0, 1, 2)),
