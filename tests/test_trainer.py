@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -78,6 +79,20 @@ def test_run_directory_layout(tiny_run):
     assert summary == summarize(df.to_dict("records")) | {"steps": 60}
     assert not list(tiny_run.rglob("*.tmp"))
     assert not list(tiny_run.rglob("*.pt")) and not list(tiny_run.rglob("*.pkl"))
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    from interp.training.store import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "b.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
 
 
 def test_loaded_model_reproduces_logged_metrics(tiny_run):

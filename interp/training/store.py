@@ -56,7 +56,11 @@ class CorruptCheckpointError(RunError):
 
 # ------------------------------------------------------------------ file I/O
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same dir and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temp file in the same dir and ``os.replace``.
+
+    The file gets the permissions a plain ``open(path, "w")`` would (0666 minus
+    the umask), not ``mkstemp``'s owner-only 0600, so shared run directories
+    stay readable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -65,10 +69,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
