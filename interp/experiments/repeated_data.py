@@ -380,7 +380,14 @@ def prefix_matching_pair(
     probes: random tokens repeated (the standard, off-distribution probe) and
     ``n`` held-out passages repeated ``copies`` times (the copying evaluation's
     contexts, in-distribution). A model trained on a narrow language can copy
-    its own text well before its heads generalise to random tokens."""
+    its own text well before its heads generalise to random tokens.
+
+    The text probe has a chance level well above 0: the score sums attention
+    over the token after *every* earlier occurrence of the current token, and in
+    natural text common tokens recur within a passage (uniform attention at
+    init scores ≈ 0.33 on byte-level Python). Read it against its step-0
+    value; the random-token probe (chance ≈ 0.05) is the one the ≥ 0.3
+    induction-head criterion refers to."""
     from interp.analysis.heads import prefix_matching_scores
 
     with torch.no_grad():
