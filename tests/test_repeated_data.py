@@ -3,6 +3,7 @@ tokenizer, and the synthetic Markov stream."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -17,7 +18,12 @@ from interp.data.corpus import (
     train_tokenizer,
 )
 from interp.data.repeated import RepeatedConfig, chop, mix_repeated
-from interp.data.sequences import markov_copy_stream, markov_icl_stream, markov_stream
+from interp.data.sequences import (
+    markov_copy_stream,
+    markov_icl_stream,
+    markov_stream,
+    self_quoting_text,
+)
 
 
 @pytest.mark.parametrize(("f", "E"), [(0.5, 10), (0.1, 3), (0.25, 1), (0.0, 100), (0.5, 47)])
@@ -176,3 +182,37 @@ def test_markov_copy_documents_quote_themselves():
         markov_copy_stream(100, 16, 4, 0)
     with pytest.raises(ValueError, match="span"):
         markov_copy_stream(100, 16, 64, 0, span=(9, 3))
+
+
+def test_self_quoting_text_keeps_every_token_once_in_order_and_adds_quotes():
+    n, doc_len = 20_000, 64
+    stream = torch.arange(n, dtype=torch.int32)  # every token distinct: a quote is a repeat
+    out = self_quoting_text(stream, doc_len, seed=0, quote=0.7)
+    assert out.dtype == stream.dtype
+    assert torch.equal(out, self_quoting_text(stream, doc_len, 0, 0.7))
+    assert not torch.equal(out, self_quoting_text(stream, doc_len, 1, 0.7))
+    # fresh text = first occurrences: the whole stream, once, in order
+    seen: set[int] = set()
+    fresh = [t for t in out.tolist() if not (t in seen or seen.add(t))]
+    assert fresh == stream.tolist()
+    # quotes come from the same document: neighbouring documents share no token
+    docs = [set(d) for d in out[: out.numel() // doc_len * doc_len].reshape(-1, doc_len).tolist()]
+    assert all(not (a & b) for a, b in itertools.pairwise(docs))
+    quoted = 1 - n / out.numel()
+    assert 0.2 < quoted < 0.45
+    # without quotes it is the stream itself
+    assert torch.equal(self_quoting_text(stream, doc_len, 0, 0.0), stream)
+    with pytest.raises(ValueError, match="quote"):
+        self_quoting_text(stream, doc_len, 0, 1.0)
+    with pytest.raises(ValueError, match="stream"):
+        self_quoting_text(stream[:0], doc_len, 0, 0.5)
+
+
+def test_text_quote_is_only_for_text_corpora():
+    from interp.experiments.repeated_data import CorpusConfig
+
+    assert CorpusConfig("python-stdlib", text_quote=0.7).text_quote == 0.7
+    with pytest.raises(ValueError, match="text_quote"):
+        CorpusConfig("markov-copy", text_quote=0.5)
+    with pytest.raises((ValueError, ConfigError), match="text_doc_len"):
+        CorpusConfig("python-stdlib", text_quote=0.5, text_doc_len=4)

@@ -6,6 +6,9 @@
   random tokens repeated ``repeats`` times (Olsson et al., "prefix matching");
 * :func:`induction_training_batch` — the training distribution of the
   induction experiment: random tokens with a span repeated at a random offset.
+* :func:`markov_stream`, :func:`markov_icl_stream`, :func:`markov_copy_stream`
+  — synthetic languages for the repeated-data experiment;
+  :func:`self_quoting_text` — real text laid out like ``markov_copy_stream``.
 
 All take an explicit seed and draw from a private generator.
 """
@@ -233,13 +236,7 @@ def markov_copy_stream(
     by chance, so matching one token locates the quote. Small models form
     induction heads on it within CPU minutes (see the README).
     """
-    lo, hi = span
-    if doc_len < 8:
-        raise ValueError(f"doc_len must be >= 8, got {doc_len}")
-    if not 1 <= lo <= hi:
-        raise ValueError(f"span must be (lo, hi) with 1 <= lo <= hi, got {span}")
-    if not 0.0 <= quote < 1.0:
-        raise ValueError(f"quote must be in [0, 1), got {quote}")
+    _check_quoting(doc_len, quote, span)
     if contexts < 1 or concentration <= 0:
         raise ValueError(
             f"need contexts >= 1 and concentration > 0, got {contexts}, {concentration}"
@@ -268,15 +265,84 @@ def markov_copy_stream(
     rng = random.Random(seed)
     out: list[int] = []
     for chain in fresh.tolist():
-        first = rng.randint(doc_len // 4, doc_len // 2)
-        doc, pos = chain[:first], first
-        while len(doc) < doc_len:
-            n = rng.randint(lo, hi)
-            if rng.random() < quote and len(doc) > n:
-                start = rng.randrange(0, len(doc) - n)
-                doc.extend(doc[start : start + n])
-            else:  # fresh text: the document's chain continues where it left off
-                doc.extend(chain[pos : pos + n])
-                pos += n
-        out.extend(doc[:doc_len])
+        out.extend(_quoting_document(_Reader(chain), doc_len, quote, span, rng))
     return torch.tensor(out[:n_tokens], dtype=torch.long)
+
+
+def self_quoting_text(
+    stream: Int[Tensor, " n"],
+    doc_len: int,
+    seed: int,
+    quote: float = 0.5,
+    span: tuple[int, int] = (8, 32),
+) -> Int[Tensor, " m"]:
+    """Real text rewritten into documents of ``doc_len`` tokens that quote themselves.
+
+    The same layout as :func:`markov_copy_stream`, with the corpus in place of
+    the Markov chain: each document opens with ``doc_len // 4`` to
+    ``doc_len // 2`` tokens of ``stream``; each next piece (``span[0]`` to
+    ``span[1]`` tokens) is, with probability ``quote``, a copy of a random
+    earlier span of the same document, else the next tokens of ``stream``, read
+    once, in order, across documents. So the fresh tokens keep natural text's
+    statistics and the quotes sit at random offsets where only an induction
+    head can predict them. Every token of ``stream`` appears once, in order, as
+    fresh text; the result is longer by the quotes (about a quarter to a third
+    of the tokens at ``doc_len`` 64 and ``quote`` 0.7). Train and test streams
+    rewritten separately share no text. Seeded; deterministic.
+    """
+    _check_quoting(doc_len, quote, span)
+    if stream.ndim != 1 or stream.numel() == 0:
+        raise ValueError(f"stream must be non-empty 1-D tokens, got shape {tuple(stream.shape)}")
+    rng = random.Random(seed)
+    text = _Reader(stream.tolist())
+    out: list[int] = []
+    while not text.done:
+        out.extend(_quoting_document(text, doc_len, quote, span, rng))
+    return torch.tensor(out, dtype=stream.dtype)
+
+
+def _check_quoting(doc_len: int, quote: float, span: tuple[int, int]) -> None:
+    lo, hi = span
+    if doc_len < 8:
+        raise ValueError(f"doc_len must be >= 8, got {doc_len}")
+    if not 1 <= lo <= hi:
+        raise ValueError(f"span must be (lo, hi) with 1 <= lo <= hi, got {span}")
+    if not 0.0 <= quote < 1.0:
+        raise ValueError(f"quote must be in [0, 1), got {quote}")
+
+
+class _Reader:
+    """Hands out consecutive pieces of a token list."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        self.tokens, self.pos = tokens, 0
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.tokens)
+
+    def take(self, n: int) -> list[int]:
+        piece = self.tokens[self.pos : self.pos + n]
+        self.pos += len(piece)
+        return piece
+
+
+def _quoting_document(
+    fresh: _Reader, doc_len: int, quote: float, span: tuple[int, int], rng: random.Random
+) -> list[int]:
+    """One document: an opening from ``fresh``, then pieces that either quote an
+    earlier span of the document (probability ``quote``) or continue ``fresh``.
+    Shorter than ``doc_len`` only when ``fresh`` runs out."""
+    lo, hi = span
+    doc = fresh.take(rng.randint(doc_len // 4, doc_len // 2))
+    while len(doc) < doc_len:
+        n = rng.randint(lo, hi)
+        if rng.random() < quote and len(doc) > n:
+            start = rng.randrange(0, len(doc) - n)
+            doc.extend(doc[start : start + n])
+        else:
+            piece = fresh.take(min(n, doc_len - len(doc)))  # none cut off and lost
+            if not piece:
+                break
+            doc.extend(piece)
+    return doc[:doc_len]

@@ -48,7 +48,12 @@ from interp.data.corpus import (
     train_tokenizer,
 )
 from interp.data.repeated import RepeatedConfig, RepeatedData, chop, mix_repeated
-from interp.data.sequences import markov_copy_stream, markov_icl_stream, markov_stream
+from interp.data.sequences import (
+    markov_copy_stream,
+    markov_icl_stream,
+    markov_stream,
+    self_quoting_text,
+)
 from interp.experiments.common import format_fields, pick_preset, prepare_run
 from interp.models import TransformerConfig, make_model
 from interp.training.store import SUMMARY_FILE, atomic_write_json
@@ -67,7 +72,11 @@ class CorpusConfig:
     synthetic Markov language with one transition matrix (``markov``), or
     documents of ``markov_doc_len`` tokens each with its own transition matrix
     (``markov-icl``: predictable only in context, so induction heads pay off;
-    see :func:`interp.data.sequences.markov_icl_stream`)."""
+    see :func:`interp.data.sequences.markov_icl_stream`), or self-quoting
+    documents of one chain (``markov-copy``). ``text_quote > 0`` rewrites a
+    text corpus into self-quoting documents of ``text_doc_len`` tokens
+    (:func:`interp.data.sequences.self_quoting_text`): real tokens, with the
+    copying structure of ``markov-copy``."""
 
     name: str = "python-stdlib"
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -78,9 +87,18 @@ class CorpusConfig:
     markov_quote: float = 0.5
     markov_successors: int = 4
     markov_contexts: int = 1
+    text_quote: float = 0.0
+    text_doc_len: int = 64
 
     def __post_init__(self) -> None:
         check_choice("corpus.name", self.name, CORPORA)
+        check_float("corpus.text_quote", self.text_quote, 0.0, 1.0, hi_open=True)
+        check_int("corpus.text_doc_len", self.text_doc_len, lo=8)
+        if self.text_quote > 0 and self.name.startswith("markov"):
+            raise ValueError(
+                f"corpus.text_quote applies to text corpora, not {self.name!r} "
+                "(markov-copy has markov_quote)"
+            )
         check_int("corpus.markov_doc_len", self.markov_doc_len, lo=8)
         check_float("corpus.markov_quote", self.markov_quote, 0.0, 1.0, hi_open=True)
         check_int("corpus.markov_successors", self.markov_successors, lo=1, hi=self.markov_vocab)
@@ -265,11 +283,14 @@ def _corpus_key(corpus: CorpusConfig) -> dict[str, Any]:
                    corpus.markov_concentration]  # fmt: skip
         return {corpus.name: key}
     m = corpus_manifest(corpus.name)
-    return {
+    key: dict[str, Any] = {
         "corpus": corpus.name,
         "sha": [m["train"]["sha256_xz"], m["test"]["sha256_xz"]],
         "tokenizer": [corpus.tokenizer.kind, corpus.tokenizer.vocab_size],
     }
+    if corpus.text_quote > 0:
+        key["quote"] = [corpus.text_quote, corpus.text_doc_len]
+    return key
 
 
 @lru_cache(maxsize=4)
@@ -297,7 +318,17 @@ def _corpus_streams(key: str, corpus: CorpusConfig) -> tuple[TextTokenizer | Non
                                     contexts=c.markov_contexts,
                                     concentration=c.markov_concentration)  # fmt: skip
         return None, stream[: c.markov_tokens], stream[c.markov_tokens :]
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    tok, train_s, test_s = _text_streams(corpus)
+    if corpus.text_quote > 0:  # train and test rewritten apart: still no shared text
+        q, n = corpus.text_quote, corpus.text_doc_len
+        train_s, test_s = self_quoting_text(train_s, n, 0, q), self_quoting_text(test_s, n, 1, q)
+    return tok, train_s, test_s
+
+
+def _text_streams(corpus: CorpusConfig) -> tuple[TextTokenizer, Tensor, Tensor]:
+    """A text corpus tokenized, cached on disk by corpus hashes and tokenizer."""
+    key = {k: v for k, v in _corpus_key(corpus).items() if k != "quote"}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     folder = cache_dir() / f"{corpus.name}-{digest}"
     tok_path, st_path = folder / "tokenizer.json", folder / "tokens.safetensors"
     if tok_path.exists() and st_path.exists():
