@@ -216,3 +216,16 @@ def test_text_quote_is_only_for_text_corpora():
         CorpusConfig("markov-copy", text_quote=0.5)
     with pytest.raises((ValueError, ConfigError), match="text_doc_len"):
         CorpusConfig("python-stdlib", text_quote=0.5, text_doc_len=4)
+
+
+def test_byte_level_probe_draws_printable_ascii():
+    from interp.experiments.repeated_data import CorpusConfig, probe_vocab_range
+
+    byte_level = CorpusConfig("python-stdlib", TokenizerConfig("byte", 257))
+    assert probe_vocab_range(byte_level) == (32, 127)
+    assert probe_vocab_range(CorpusConfig("python-stdlib", TokenizerConfig("bpe", 512))) is None
+    assert probe_vocab_range(CorpusConfig("markov-copy", markov_vocab=512)) is None
+    # the bytes the probe draws are the ones the shipped corpus is made of
+    text = "".join(load_documents("python-stdlib", "test")).encode()
+    counts = torch.bincount(torch.tensor(list(text)), minlength=256)
+    assert counts[32:127].gt(0).all() and counts[128:].sum() < 1e-3 * len(text)

@@ -12,7 +12,8 @@ pass over ``D`` tokens, a fraction ``f`` of which is a small subset repeated
   loss on copy 1 vs copies 2–4 (gain = first − later).
 * ``heads/prefix_matching_max`` and ``copy/prefix_matching_max`` — the largest
   prefix-matching score of any head (Olsson et al. §2) on repeated random tokens
-  and on the copying evaluation's repeated held-out passages.
+  (printable ASCII for byte-level text: :func:`probe_vocab_range`) and on the
+  copying evaluation's repeated held-out passages.
 
 ``summary.json`` adds the achieved f and E, token counts, non-embedding
 parameter count (for the effective-size fit) and verbatim memorisation of the
@@ -392,7 +393,9 @@ def make_task(cfg: RepeatedDataConfig, data: LMData | None = None) -> SequenceLM
     def probes(model: nn.Module) -> dict[tuple[str, str], float]:
         losses = copy_losses(model, data.copy_passages, cfg.eval.copies)
         first, later = float(losses[0]), float(losses[1:].mean())
-        pm_random, pm_text = prefix_matching_pair(model, data.copy_passages, cfg.eval.copies)
+        pm_random, pm_text = prefix_matching_pair(
+            model, data.copy_passages, cfg.eval.copies, probe_vocab_range(cfg.corpus)
+        )
         return {
             ("copy", "loss_first"): first,
             ("copy", "loss_later"): later,
@@ -404,11 +407,28 @@ def make_task(cfg: RepeatedDataConfig, data: LMData | None = None) -> SequenceLM
     return SequenceLMTask(data.mixed.sequences, evals, probes)
 
 
+def probe_vocab_range(corpus: CorpusConfig) -> tuple[int, int] | None:
+    """Token ids the random-token prefix-matching probe draws from: printable
+    ASCII (ids 32–126) for byte-level text, whose other byte values never occur
+    in the shipped corpus and keep untrained embeddings (a probe over all 256
+    bytes under-reads an induction head by half or more: 0.16 vs 0.42 on the
+    same head); the whole vocabulary otherwise (BPE ids and synthetic tokens all
+    occur in training). The start token is the range's first id (space)."""
+    if not corpus.name.startswith("markov") and corpus.tokenizer.kind == "byte":
+        return (32, 127)
+    return None
+
+
 def prefix_matching_pair(
-    model: nn.Module, passages: Int[Tensor, "n length"], copies: int, n: int = 16
+    model: nn.Module,
+    passages: Int[Tensor, "n length"],
+    copies: int,
+    vocab_range: tuple[int, int] | None = None,
+    n: int = 16,
 ) -> tuple[float, float]:
     """Max over heads of the prefix-matching score (Olsson et al. 2022 §2) on two
-    probes: random tokens repeated (the standard, off-distribution probe) and
+    probes: random tokens from ``vocab_range`` repeated (the standard,
+    off-distribution probe; see :func:`probe_vocab_range`) and
     ``n`` held-out passages repeated ``copies`` times (the copying evaluation's
     contexts, in-distribution). A model trained on a narrow language can copy
     its own text well before its heads generalise to random tokens.
@@ -422,7 +442,7 @@ def prefix_matching_pair(
     from interp.analysis.heads import prefix_matching_scores
 
     with torch.no_grad():
-        pm_random = prefix_matching_scores(model)
+        pm_random = prefix_matching_scores(model, vocab_range=vocab_range)
         pm_text = prefix_matching_scores(model, passages[:n].repeat(1, copies))
     return float(pm_random.max()), float(pm_text.max())
 
