@@ -237,6 +237,20 @@ PRESETS: dict[str, RepeatedDataConfig] = {
                       eval_every=256, checkpoint_every=1024),
         eval=EvalConfig(copy_length=16, verbatim_prefix=16, verbatim_continuation=16),
     ),
+    # the shipped Python source, bytes, laid out like markov-copy (self_quoting_text):
+    # real text statistics, copying at random offsets. The f = 0 model forms an
+    # induction head (printable-ASCII prefix matching 0.42 at the end, seed 0);
+    # the same text without quotes does not (README)
+    "cpu-copy-text": RepeatedDataConfig(
+        corpus=CorpusConfig("python-stdlib", TokenizerConfig("byte", 257), text_quote=0.7,
+                            text_doc_len=64),
+        data=RepeatedConfig(total_tokens=15_728_640, repeated_fraction=0.5,
+                            repeated_epochs=1000, seq_len=64),
+        model=SIZES["xs"],
+        train=replace(_LM_TRAIN, lr=3e-3, lr_schedule="constant", batch_size=16,
+                      eval_every=256, checkpoint_every=1024),
+        eval=EvalConfig(copy_length=16, verbatim_prefix=16, verbatim_continuation=16),
+    ),
     "tiny": RepeatedDataConfig(
         corpus=CorpusConfig("markov", markov_vocab=32, markov_tokens=60_000),
         data=RepeatedConfig(total_tokens=16_384, repeated_fraction=0.5,
