@@ -206,6 +206,12 @@ _LM_TRAIN = TrainConfig(
     eval_every=100,
     checkpoint_every=200,
 )
+# the self-quoting presets (cpu-copy, cpu-copy-text): context 64, constant lr,
+# 16-token copy passages and verbatim probes
+_COPY_TRAIN = replace(
+    _LM_TRAIN, lr=3e-3, lr_schedule="constant", eval_every=256, checkpoint_every=1024
+)
+_COPY_EVAL = EvalConfig(copy_length=16, verbatim_prefix=16, verbatim_continuation=16)
 
 PRESETS: dict[str, RepeatedDataConfig] = {
     "cpu-quick": RepeatedDataConfig(
@@ -233,9 +239,8 @@ PRESETS: dict[str, RepeatedDataConfig] = {
         data=RepeatedConfig(total_tokens=33_554_432, repeated_fraction=0.5,
                             repeated_epochs=100, seq_len=64),
         model=SIZES["xs"],
-        train=replace(_LM_TRAIN, lr=3e-3, lr_schedule="constant", batch_size=32,
-                      eval_every=256, checkpoint_every=1024),
-        eval=EvalConfig(copy_length=16, verbatim_prefix=16, verbatim_continuation=16),
+        train=replace(_COPY_TRAIN, batch_size=32),
+        eval=_COPY_EVAL,
     ),
     # the shipped Python source, bytes, laid out like markov-copy (self_quoting_text):
     # real text statistics, copying at random offsets. The f = 0 model forms an
@@ -247,9 +252,8 @@ PRESETS: dict[str, RepeatedDataConfig] = {
         data=RepeatedConfig(total_tokens=15_728_640, repeated_fraction=0.5,
                             repeated_epochs=1000, seq_len=64),
         model=SIZES["xs"],
-        train=replace(_LM_TRAIN, lr=3e-3, lr_schedule="constant", batch_size=16,
-                      eval_every=256, checkpoint_every=1024),
-        eval=EvalConfig(copy_length=16, verbatim_prefix=16, verbatim_continuation=16),
+        train=replace(_COPY_TRAIN, batch_size=16),
+        eval=_COPY_EVAL,
     ),
     "tiny": RepeatedDataConfig(
         corpus=CorpusConfig("markov", markov_vocab=32, markov_tokens=60_000),
