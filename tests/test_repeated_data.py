@@ -212,9 +212,9 @@ def test_text_quote_is_only_for_text_corpora():
     from interp.experiments.repeated_data import CorpusConfig
 
     assert CorpusConfig("python-stdlib", text_quote=0.7).text_quote == 0.7
-    with pytest.raises(ValueError, match="text_quote"):
+    with pytest.raises(ConfigError, match="text_quote"):
         CorpusConfig("markov-copy", text_quote=0.5)
-    with pytest.raises((ValueError, ConfigError), match="text_doc_len"):
+    with pytest.raises(ConfigError, match="text_doc_len"):
         CorpusConfig("python-stdlib", text_quote=0.5, text_doc_len=4)
 
 

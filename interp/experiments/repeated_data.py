@@ -96,7 +96,7 @@ class CorpusConfig:
         check_float("corpus.text_quote", self.text_quote, 0.0, 1.0, hi_open=True)
         check_int("corpus.text_doc_len", self.text_doc_len, lo=8)
         if self.text_quote > 0 and self.name.startswith("markov"):
-            raise ValueError(
+            raise ConfigError(
                 f"corpus.text_quote applies to text corpora, not {self.name!r} "
                 "(markov-copy has markov_quote)"
             )
@@ -301,15 +301,20 @@ def _corpus_key(corpus: CorpusConfig) -> dict[str, Any]:
                    corpus.markov_doc_len, corpus.markov_quote, corpus.markov_contexts,
                    corpus.markov_concentration]  # fmt: skip
         return {corpus.name: key}
+    key = _tokenized_key(corpus)
+    if corpus.text_quote > 0:
+        key["quote"] = [corpus.text_quote, corpus.text_doc_len]
+    return key
+
+
+def _tokenized_key(corpus: CorpusConfig) -> dict[str, Any]:
+    """What a text corpus's tokenized streams depend on: its files and tokenizer."""
     m = corpus_manifest(corpus.name)
-    key: dict[str, Any] = {
+    return {
         "corpus": corpus.name,
         "sha": [m["train"]["sha256_xz"], m["test"]["sha256_xz"]],
         "tokenizer": [corpus.tokenizer.kind, corpus.tokenizer.vocab_size],
     }
-    if corpus.text_quote > 0:
-        key["quote"] = [corpus.text_quote, corpus.text_doc_len]
-    return key
 
 
 @lru_cache(maxsize=4)
@@ -346,8 +351,8 @@ def _corpus_streams(key: str, corpus: CorpusConfig) -> tuple[TextTokenizer | Non
 
 def _text_streams(corpus: CorpusConfig) -> tuple[TextTokenizer, Tensor, Tensor]:
     """A text corpus tokenized, cached on disk by corpus hashes and tokenizer."""
-    key = {k: v for k, v in _corpus_key(corpus).items() if k != "quote"}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    key = json.dumps(_tokenized_key(corpus), sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     folder = cache_dir() / f"{corpus.name}-{digest}"
     tok_path, st_path = folder / "tokenizer.json", folder / "tokens.safetensors"
     if tok_path.exists() and st_path.exists():
