@@ -92,9 +92,10 @@ GRIDS: dict[str, GridSpec] = {
     "cpu-copy": GridSpec(base="cpu-copy", sizes=("xs",), fractions=(0.5,),
                          epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100, 1000),
                          key_seeds=(0, 1, 2)),
+    # E from 10 to 3000 on seed 0; three seeds at E = 300 and 1000
     "cpu-copy-text": GridSpec(base="cpu-copy-text", sizes=("xs",), fractions=(0.5,),
-                              epochs=(10, 100, 1000), seeds=(0,), key_epochs=(1000,),
-                              key_seeds=(0, 1, 2)),
+                              epochs=(10, 30, 100, 300, 1000, 3000), seeds=(0,),
+                              key_epochs=(300, 1000), key_seeds=(0, 1, 2)),
     "paper": GridSpec(base="paper", sizes=("s", "l", "xl"), fractions=(0.1, 0.5),
                       epochs=(10, 30, 100, 300, 1000), seeds=(0, 1, 2)),
     "tiny": GridSpec(base="tiny", sizes=("tiny",), fractions=(0.5,), epochs=(2, 8),
