@@ -23,8 +23,12 @@ demo: install
 lint: install
 	$(BIN)/ruff check interp tests benchmarks
 
+# Tests run in TEST_JOBS pytest-xdist workers, one torch thread each (tests/conftest.py);
+# TEST_JOBS=1 runs them in one process.
+TEST_JOBS ?= 2
+
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
