@@ -19,13 +19,14 @@ from interp.experiments.repeated_grid import (
     GridRun,
     GridSpec,
     aggregate,
+    final_head_scores,
     grid_preset,
     grid_runs,
     results_table,
     run_config,
     run_grid,
 )
-from interp.training.store import RunStore
+from interp.training.store import RunStore, open_run
 from interp.viz.repeated import training_curves_by_run
 
 
@@ -197,3 +198,19 @@ def test_baseline_sizes_add_only_f0_runs():
     with pytest.raises(ConfigError, match="unknown model sizes"):
         GridSpec(base="tiny", baseline_sizes=("huge",))
     assert grid_preset("tiny", baseline_sizes=["xs"]).baseline_sizes == ("xs",)
+
+
+def test_final_head_scores_probe_the_runs_own_token_range(tmp_path):
+    """A byte-level run's end-of-run head scores draw printable ASCII, as its
+    logged probe does (bytes >= 128 never occur in the corpus)."""
+    from interp.analysis import prefix_matching_scores
+
+    byte_text = ["corpus.name=python-stdlib", "corpus.tokenizer.kind=byte",
+                 "corpus.tokenizer.vocab_size=257", "data.repeated_fraction=0.0"]  # fmt: skip
+    cfg = repeated_data.preset("tiny", overrides=byte_text)
+    repeated_data.run(cfg, str(tmp_path / "run"), quiet=True)
+    model = open_run(tmp_path / "run").load()
+    got = final_head_scores(tmp_path / "run")["prefix_matching_max"]
+    printable = float(prefix_matching_scores(model, vocab_range=(32, 127)).max())
+    assert got == pytest.approx(printable, abs=1e-6)
+    assert got != pytest.approx(float(prefix_matching_scores(model).max()), abs=1e-4)
