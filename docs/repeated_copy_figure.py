@@ -1,8 +1,10 @@
-"""Draws docs/repeated_copy_training.png from a cpu-copy grid's metrics.jsonl files.
+"""Draws prefix matching and copying over training for a self-quoting grid
+(``cpu-copy`` or ``cpu-copy-text``) from its runs' metrics.jsonl files.
 
-Usage: ``python docs/repeated_copy_figure.py GRID_DIR`` (needs matplotlib, which
-is not a dependency of the package; the same curves are in
-``GRID_DIR/repeated_report.html``).
+Usage: ``python docs/repeated_copy_figure.py GRID_DIR [OUT.png]`` (default
+``docs/repeated_copy_training.png``; needs matplotlib, which is not a dependency
+of the package; the same curves are in ``GRID_DIR/repeated_report.html``).
+Every run of the list below that the grid holds is drawn, seed 0 darker.
 """
 
 import json
@@ -20,6 +22,7 @@ RUNS = [
     ("unique-same-steps-f0.5", "unique only, same steps", "tab:cyan"),
     ("f0.5-E10", "f = 0.5, E = 10", "tab:orange"),
     ("f0.5-E100", "f = 0.5, E = 100", "tab:red"),
+    ("f0.5-E300", "f = 0.5, E = 300", "tab:brown"),
     ("f0.5-E1000", "f = 0.5, E = 1000", "tab:purple"),
 ]
 PANELS = [("heads", "prefix_matching_max"), ("copy", "gain")]
@@ -33,7 +36,8 @@ def curve(rows: list[dict], split: str, metric: str) -> list[tuple[int, float]]:
     )
 
 
-def main(grid: Path) -> None:
+def main(grid: Path, out: Path) -> None:
+    spec = json.loads((grid / "grid.json").read_text())
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for run, label, color in RUNS:
         for seed in (0, 1, 2):
@@ -61,10 +65,11 @@ def main(grid: Path) -> None:
         xlabel="step", ylabel="copy gain (nats)", title="Copying: loss on copy 1 − copies 2–4"
     )
     axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle("cpu-copy grid (markov-copy, xs model, 33.5M tokens)", fontsize=10)
+    fig.suptitle(f"{spec['base']} grid (xs model): every seed of each run", fontsize=10)
     fig.tight_layout()
-    fig.savefig(Path(__file__).parent / "repeated_copy_training.png", dpi=110)
+    fig.savefig(out, dpi=110)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    default = Path(__file__).parent / "repeated_copy_training.png"
+    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else default)
