@@ -303,150 +303,130 @@ def train(
     ``cfg.fused_attention`` runs the TL-native attention layers fused while
     training and evaluating (see :mod:`interp.models.fused_attention`).
     """
-    with fused_attention(model, cfg.fused_attention):
-        return _train(
-            model, task, cfg, store, seed, masks=masks, device=device, quiet=quiet,
-            on_eval=on_eval, stop_after_step=stop_after_step,
-        )  # fmt: skip
-
-
-def _train(
-    model: nn.Module,
-    task: Task,
-    cfg: TrainConfig,
-    store: RunStore,
-    seed: int,
-    *,
-    masks: Mapping[str, Tensor] | None = None,
-    device: str | torch.device = "cpu",
-    quiet: bool = False,
-    on_eval: Callable[[int, dict[tuple[str, str], float]], None] | None = None,
-    stop_after_step: int | None = None,
-) -> TrainResult:
-    """The body of :func:`train`."""
     if not store.exists():
         raise RunError(f"{store.path} has no config.json; create the run with RunStore.init first")
-    dev = resolve_device(device)
-    move_to(model, dev)
-    task = task.to(dev)
-    params = named_weights(model)
-    names = list(params)
-    n_all = sum(1 for _ in model.parameters())
-    if n_all != len(params):
-        raise RuntimeError(f"named_weights found {len(params)} of {n_all} parameters")
-    mask_map = check_masks(masks, params) if masks else {}
-    apply_masks(params, mask_map)
+    with fused_attention(model, cfg.fused_attention):
+        dev = resolve_device(device)
+        move_to(model, dev)
+        task = task.to(dev)
+        params = named_weights(model)
+        names = list(params)
+        n_all = sum(1 for _ in model.parameters())
+        if n_all != len(params):
+            raise RuntimeError(f"named_weights found {len(params)} of {n_all} parameters")
+        mask_map = check_masks(masks, params) if masks else {}
+        apply_masks(params, mask_map)
 
-    opt = torch.optim.AdamW(
-        list(params.values()),
-        lr=cfg.lr,
-        betas=cfg.betas,
-        eps=cfg.eps,
-        weight_decay=cfg.weight_decay,
-        foreach=False,
-    )
-    gf = GrokfastFilter(cfg.grokfast, params) if cfg.grokfast else None
-    loss_dtype = torch.float64 if cfg.loss_dtype == "float64" else torch.float32
-
-    ckpt_set = set(checkpoint_steps(cfg.steps, cfg.checkpoint_every, cfg.checkpoint_log_early))
-    eval_set = set(eval_steps(cfg.steps, cfg.eval_every, sorted(ckpt_set)))
-
-    start = 0
-    resumed_from = None
-    store.clean_temp_files()
-    existing = store.steps()
-    if existing:
-        start = existing[-1]
-        ck = store.load_checkpoint(start)
-        model.load_state_dict(ck.weights, strict=True)
-        load_optimizer_state(opt, names, ck.state)
-        if gf is not None:
-            gf.load_state_tensors(ck.state)
-        _restore_rng(ck.state)
-        store.truncate_metrics(start)
-        store.remove_checkpoints_after(start)
-        resumed_from = start
-    elif store.metrics_path.exists():
-        store.truncate_metrics(-1)
-    gen_step = None
-    if cfg.stop_after_gen is not None and existing:
-        gen_step = first_step_at_or_above(
-            store.read_metric_rows(), "test", "accuracy", ACC_THRESHOLD
+        opt = torch.optim.AdamW(
+            list(params.values()),
+            lr=cfg.lr,
+            betas=cfg.betas,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            foreach=False,
         )
+        gf = GrokfastFilter(cfg.grokfast, params) if cfg.grokfast else None
+        loss_dtype = torch.float64 if cfg.loss_dtype == "float64" else torch.float32
 
-    def save(step: int, metrics: dict[tuple[str, str], float]) -> None:
-        state = optimizer_state_tensors(opt, names)
-        if gf is not None:
-            state.update(gf.state_tensors())
-        state.update(_rng_tensors())
-        meta = {"metrics": {f"{s}/{m}": v for (s, m), v in metrics.items()}}
-        store.save_checkpoint(step, model.state_dict(), state, meta)
+        ckpt_set = set(checkpoint_steps(cfg.steps, cfg.checkpoint_every, cfg.checkpoint_log_early))
+        eval_set = set(eval_steps(cfg.steps, cfg.eval_every, sorted(ckpt_set)))
 
-    def evaluate(step: int) -> dict[tuple[str, str], float]:
-        model.eval()
-        res = task.evaluate(model, loss_dtype)
-        model.train()
-        store.append_metrics(
-            {"step": step, "split": s, "metric": m, "value": v} for (s, m), v in res.items()
-        )
-        if on_eval is not None:
-            on_eval(step, res)
-        return res
-
-    bar = tqdm(total=cfg.steps, initial=start, disable=quiet, desc="train", dynamic_ncols=True)
-    if start == 0:
-        res = evaluate(0)
-        save(0, res)
-        _postfix(bar, res)
-    model.train()
-    last = cfg.steps
-    first = start + 1
-    if gen_step is not None and start >= gen_step + (cfg.stop_after_gen or 0):
-        first, last = cfg.steps + 1, start  # it had already stopped after generalising
-    for step in range(first, cfg.steps + 1):
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr_at(step)
-        x, y = task.batch(step, cfg.batch_size, seed)
-        logits = task.logits(model, x)
-        loss = F.cross_entropy(logits.to(loss_dtype), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if mask_map:
-            for name, mask in mask_map.items():
-                grad = params[name].grad
-                if grad is not None:
-                    grad.mul_(mask)
-        if gf is not None:
-            gf.apply()
-        if cfg.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
-        opt.step()
-        if mask_map:
-            apply_masks(params, mask_map)
-        bar.update(1)
-        if step in eval_set:
-            res = evaluate(step)
-            _postfix(bar, res)
-            if gen_step is None and res.get(("test", "accuracy"), 0.0) >= ACC_THRESHOLD:
-                gen_step = step
-            stop = (
-                cfg.stop_after_gen is not None
-                and gen_step is not None
-                and step >= gen_step + cfg.stop_after_gen
+        start = 0
+        resumed_from = None
+        store.clean_temp_files()
+        existing = store.steps()
+        if existing:
+            start = existing[-1]
+            ck = store.load_checkpoint(start)
+            model.load_state_dict(ck.weights, strict=True)
+            load_optimizer_state(opt, names, ck.state)
+            if gf is not None:
+                gf.load_state_tensors(ck.state)
+            _restore_rng(ck.state)
+            store.truncate_metrics(start)
+            store.remove_checkpoints_after(start)
+            resumed_from = start
+        elif store.metrics_path.exists():
+            store.truncate_metrics(-1)
+        gen_step = None
+        if cfg.stop_after_gen is not None and existing:
+            gen_step = first_step_at_or_above(
+                store.read_metric_rows(), "test", "accuracy", ACC_THRESHOLD
             )
-            if step in ckpt_set or stop:
-                save(step, res)
-            if stop:
-                last = step
-                break
-        if stop_after_step is not None and step >= stop_after_step:
-            bar.close()
-            return TrainResult(model.eval(), store, {}, resumed_from)
-    bar.close()
-    summary = summarize(store.read_metric_rows())
-    summary["steps"] = last
-    atomic_write_json(store.path / SUMMARY_FILE, summary)
-    return TrainResult(model.eval(), store, summary, resumed_from)
+
+        def save(step: int, metrics: dict[tuple[str, str], float]) -> None:
+            state = optimizer_state_tensors(opt, names)
+            if gf is not None:
+                state.update(gf.state_tensors())
+            state.update(_rng_tensors())
+            meta = {"metrics": {f"{s}/{m}": v for (s, m), v in metrics.items()}}
+            store.save_checkpoint(step, model.state_dict(), state, meta)
+
+        def evaluate(step: int) -> dict[tuple[str, str], float]:
+            model.eval()
+            res = task.evaluate(model, loss_dtype)
+            model.train()
+            store.append_metrics(
+                {"step": step, "split": s, "metric": m, "value": v} for (s, m), v in res.items()
+            )
+            if on_eval is not None:
+                on_eval(step, res)
+            return res
+
+        bar = tqdm(total=cfg.steps, initial=start, disable=quiet, desc="train", dynamic_ncols=True)
+        if start == 0:
+            res = evaluate(0)
+            save(0, res)
+            _postfix(bar, res)
+        model.train()
+        last = cfg.steps
+        first = start + 1
+        if gen_step is not None and start >= gen_step + (cfg.stop_after_gen or 0):
+            first, last = cfg.steps + 1, start  # it had already stopped after generalising
+        for step in range(first, cfg.steps + 1):
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(step)
+            x, y = task.batch(step, cfg.batch_size, seed)
+            logits = task.logits(model, x)
+            loss = F.cross_entropy(logits.to(loss_dtype), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if mask_map:
+                for name, mask in mask_map.items():
+                    grad = params[name].grad
+                    if grad is not None:
+                        grad.mul_(mask)
+            if gf is not None:
+                gf.apply()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
+            opt.step()
+            if mask_map:
+                apply_masks(params, mask_map)
+            bar.update(1)
+            if step in eval_set:
+                res = evaluate(step)
+                _postfix(bar, res)
+                if gen_step is None and res.get(("test", "accuracy"), 0.0) >= ACC_THRESHOLD:
+                    gen_step = step
+                stop = (
+                    cfg.stop_after_gen is not None
+                    and gen_step is not None
+                    and step >= gen_step + cfg.stop_after_gen
+                )
+                if step in ckpt_set or stop:
+                    save(step, res)
+                if stop:
+                    last = step
+                    break
+            if stop_after_step is not None and step >= stop_after_step:
+                bar.close()
+                return TrainResult(model.eval(), store, {}, resumed_from)
+        bar.close()
+        summary = summarize(store.read_metric_rows())
+        summary["steps"] = last
+        atomic_write_json(store.path / SUMMARY_FILE, summary)
+        return TrainResult(model.eval(), store, summary, resumed_from)
 
 
 def _postfix(bar: tqdm, res: Mapping[tuple[str, str], float]) -> None:
