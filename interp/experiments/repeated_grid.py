@@ -84,18 +84,23 @@ GRIDS: dict[str, GridSpec] = {
     "cpu-quick": GridSpec(base="cpu-quick", sizes=("s",), fractions=(0.5,),
                           epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100,),
                           key_seeds=(0, 1, 2)),
-    "cpu-full": GridSpec(base="cpu-quick", sizes=("xs", "s", "m"), fractions=(0.1, 0.5),
-                         epochs=(3, 10, 30, 60, 100, 200, 400, 1000), seeds=(0,),
-                         key_epochs=(30, 100, 400), key_seeds=(0, 1, 2)),
+    # the self-quoting Python corpus, where the f = 0 xs and s models form induction
+    # heads (README); shares its runs with the cpu-copy-text grid under one --out
+    "cpu-full": GridSpec(base="cpu-copy-text", sizes=("xs", "s"), fractions=(0.1, 0.5),
+                         epochs=(10, 30, 100, 200, 300, 500, 1000, 3000), seeds=(0,),
+                         key_epochs=(300, 1000, 3000), key_seeds=(0, 1, 2),
+                         baseline_sizes=("tiny",)),
     # key E: 100 (the repeated half still helps) and 1000 (the middle of the
     # damage band E = 300-3000 measured on three seeds, README)
     "cpu-copy": GridSpec(base="cpu-copy", sizes=("xs",), fractions=(0.5,),
                          epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100, 1000),
                          key_seeds=(0, 1, 2)),
-    # E from 10 to 3000 on seed 0; three seeds at E = 300 and 1000
+    # E from 10 to 3000 on seed 0; three seeds at E = 300, 1000, 3000; f = 0 runs of
+    # the tiny and s models for the effective-size fit
     "cpu-copy-text": GridSpec(base="cpu-copy-text", sizes=("xs",), fractions=(0.5,),
                               epochs=(10, 30, 100, 300, 1000, 3000), seeds=(0,),
-                              key_epochs=(300, 1000), key_seeds=(0, 1, 2)),
+                              key_epochs=(300, 1000, 3000), key_seeds=(0, 1, 2),
+                              baseline_sizes=("tiny", "s")),
     "paper": GridSpec(base="paper", sizes=("s", "l", "xl"), fractions=(0.1, 0.5),
                       epochs=(10, 30, 100, 300, 1000), seeds=(0, 1, 2)),
     "tiny": GridSpec(base="tiny", sizes=("tiny",), fractions=(0.5,), epochs=(2, 8),
