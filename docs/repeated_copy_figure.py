@@ -4,7 +4,8 @@
 Usage: ``python docs/repeated_copy_figure.py GRID_DIR [OUT.png]`` (default
 ``docs/repeated_copy_training.png``; needs matplotlib, which is not a dependency
 of the package; the same curves are in ``GRID_DIR/repeated_report.html``).
-Every run of the list below that the grid holds is drawn, seed 0 darker.
+Every run of the list below that the grid holds is drawn; seeds 0, 1, 2 solid,
+dashed, dotted.
 """
 
 import json
@@ -20,11 +21,14 @@ RUNS = [
     ("f0", "f = 0 (all unique)", "k"),
     ("unique-fewer-steps-f0.5", "unique only, fewer steps", "tab:blue"),
     ("unique-same-steps-f0.5", "unique only, same steps", "tab:cyan"),
-    ("f0.5-E10", "f = 0.5, E = 10", "tab:orange"),
-    ("f0.5-E100", "f = 0.5, E = 100", "tab:red"),
-    ("f0.5-E300", "f = 0.5, E = 300", "tab:brown"),
+    ("f0.5-E10", "f = 0.5, E = 10", "gold"),
+    ("f0.5-E30", "f = 0.5, E = 30", "tab:olive"),
+    ("f0.5-E100", "f = 0.5, E = 100", "tab:orange"),
+    ("f0.5-E300", "f = 0.5, E = 300", "tab:red"),
     ("f0.5-E1000", "f = 0.5, E = 1000", "tab:purple"),
+    ("f0.5-E3000", "f = 0.5, E = 3000", "tab:brown"),
 ]
+STYLES = {0: "-", 1: "--", 2: ":"}  # line style per seed
 PANELS = [("heads", "prefix_matching_max"), ("copy", "gain")]
 
 
@@ -52,7 +56,7 @@ def main(grid: Path, out: Path) -> None:
                     [y for _, y in d],
                     color=color,
                     lw=1.2,
-                    alpha=0.9 if seed == 0 else 0.45,
+                    ls=STYLES[seed],
                     label=label if seed == 0 else None,
                 )
     axes[0].axhline(0.3, color="gray", ls=":", lw=1)
@@ -65,7 +69,9 @@ def main(grid: Path, out: Path) -> None:
         xlabel="step", ylabel="copy gain (nats)", title="Copying: loss on copy 1 − copies 2–4"
     )
     axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"{spec['base']} grid (xs model): every seed of each run", fontsize=10)
+    fig.suptitle(
+        f"{spec['base']} grid (xs model); seeds 0, 1, 2 solid, dashed, dotted", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
