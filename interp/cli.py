@@ -374,7 +374,8 @@ def tickets_curve(
 @experiment_app.command("repeated-data")
 def experiment_repeated_data(
     preset: Annotated[
-        str, typer.Option(help="cpu-quick | cpu-full | cpu-copy | cpu-copy-text | paper | tiny")
+        str,
+        typer.Option(help="cpu-quick | cpu-text | cpu-copy | cpu-copy-text | cpu-full | paper"),
     ] = "cpu-quick",
     out: Annotated[
         Path | None, typer.Option(help="Output dir (default runs/repeated-PRESET).")

@@ -31,7 +31,7 @@ from interp.viz.repeated import training_curves_by_run
 
 
 def test_grid_runs_and_control_budgets():
-    spec = GridSpec(base="cpu-quick", sizes=("xs", "s"), fractions=(0.5,), epochs=(10, 100),
+    spec = GridSpec(base="cpu-text", sizes=("xs", "s"), fractions=(0.5,), epochs=(10, 100),
                     seeds=(0,), key_epochs=(100,), key_seeds=(0, 1, 2))  # fmt: skip
     runs = grid_runs(spec)
     names = {(r.size, r.name, r.seed) for r in runs}
@@ -42,7 +42,7 @@ def test_grid_runs_and_control_budgets():
     ) not in names  # E=10 main seed only
     assert {("s", "f0.5-E100", k) for k in (0, 1, 2)} <= names  # key point: 3 seeds
     assert {("xs", "f0", k) for k in (0, 1, 2)} <= names
-    base = repeated_data.PRESETS["cpu-quick"]
+    base = repeated_data.PRESETS["cpu-text"]
     D, B = base.data.total_tokens, base.train.batch_size
     by = {(r.size, r.name, r.seed): r for r in runs}
     fewer = run_config(spec, by[("s", "unique-fewer-steps-f0.5", 0)])

@@ -214,7 +214,8 @@ _COPY_TRAIN = replace(
 _COPY_EVAL = EvalConfig(copy_length=16, verbatim_prefix=16, verbatim_continuation=16)
 
 PRESETS: dict[str, RepeatedDataConfig] = {
-    "cpu-quick": RepeatedDataConfig(
+    # plain Python text, BPE: the damage peak, but no induction heads (README)
+    "cpu-text": RepeatedDataConfig(
         corpus=CorpusConfig("python-stdlib", TokenizerConfig("bpe", 4096)),
         data=RepeatedConfig(total_tokens=2_097_152, repeated_fraction=0.5,
                             repeated_epochs=100, seq_len=256),
@@ -267,6 +268,8 @@ PRESETS: dict[str, RepeatedDataConfig] = {
                         verbatim_prefix=16, verbatim_continuation=8),
     ),
 }  # fmt: skip
+# one run of the cpu-quick grid (interp train repeated-data's default preset)
+PRESETS["cpu-quick"] = PRESETS["cpu-copy-text"]
 
 
 def preset(

@@ -46,7 +46,7 @@ HEADS_FILE = "final_heads.json"
 class GridSpec:
     """What one ``interp experiment repeated-data`` launch trains."""
 
-    base: str = "cpu-quick"
+    base: str = "cpu-text"
     sizes: tuple[str, ...] = ("s",)
     fractions: tuple[float, ...] = (0.5,)
     epochs: tuple[int, ...] = (10, 100, 1000)
@@ -81,9 +81,15 @@ class GridSpec:
 
 
 GRIDS: dict[str, GridSpec] = {
-    "cpu-quick": GridSpec(base="cpu-quick", sizes=("s",), fractions=(0.5,),
-                          epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100,),
-                          key_seeds=(0, 1, 2)),
+    # the quick look (~25 min at --jobs 2): f = 0 forms an induction head, and
+    # test loss against E peaks inside 30-3000 (seed 0; three seeds and both
+    # unique-only controls in cpu-copy-text, whose runs these are)
+    "cpu-quick": GridSpec(base="cpu-copy-text", sizes=("xs",), fractions=(0.5,),
+                          epochs=(30, 300, 3000), seeds=(0,), controls=False),
+    # plain BPE text: the damage peak against both controls on three seeds, no heads
+    "cpu-text": GridSpec(base="cpu-text", sizes=("s",), fractions=(0.5,),
+                         epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100,),
+                         key_seeds=(0, 1, 2)),
     # the self-quoting Python corpus, where the f = 0 xs and s models form induction
     # heads (README); shares its runs with the cpu-copy-text grid under one --out
     "cpu-full": GridSpec(base="cpu-copy-text", sizes=("xs", "s"), fractions=(0.1, 0.5),
