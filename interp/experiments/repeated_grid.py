@@ -81,7 +81,7 @@ class GridSpec:
 
 
 GRIDS: dict[str, GridSpec] = {
-    # the quick look (~25 min at --jobs 2): f = 0 forms an induction head, and
+    # the quick look (15 min at --jobs 2): f = 0 forms an induction head, and
     # test loss against E peaks inside 30-3000 (seed 0; three seeds and both
     # unique-only controls in cpu-copy-text, whose runs these are)
     "cpu-quick": GridSpec(base="cpu-copy-text", sizes=("xs",), fractions=(0.5,),
@@ -91,7 +91,8 @@ GRIDS: dict[str, GridSpec] = {
                          epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100,),
                          key_seeds=(0, 1, 2)),
     # the self-quoting Python corpus, where the f = 0 xs and s models form induction
-    # heads (README); shares its runs with the cpu-copy-text grid under one --out
+    # heads (README); ~8 h at --jobs 2; shares its runs with the cpu-copy-text grid
+    # under one --out
     "cpu-full": GridSpec(base="cpu-copy-text", sizes=("xs", "s"), fractions=(0.1, 0.5),
                          epochs=(10, 30, 100, 200, 300, 500, 1000, 3000), seeds=(0,),
                          key_epochs=(300, 1000, 3000), key_seeds=(0, 1, 2),
