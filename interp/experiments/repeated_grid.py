@@ -102,10 +102,10 @@ GRIDS: dict[str, GridSpec] = {
     "cpu-copy": GridSpec(base="cpu-copy", sizes=("xs",), fractions=(0.5,),
                          epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100, 1000),
                          key_seeds=(0, 1, 2)),
-    # E from 10 to 3000 on seed 0; three seeds at E = 300, 1000, 3000; f = 0 runs of
+    # E from 10 to 3000 on seed 0 (eight values); three seeds at E = 300, 1000, 3000; f = 0 runs of
     # the tiny and s models for the effective-size fit
     "cpu-copy-text": GridSpec(base="cpu-copy-text", sizes=("xs",), fractions=(0.5,),
-                              epochs=(10, 30, 100, 300, 1000, 3000), seeds=(0,),
+                              epochs=(10, 30, 100, 200, 300, 500, 1000, 3000), seeds=(0,),
                               key_epochs=(300, 1000, 3000), key_seeds=(0, 1, 2),
                               baseline_sizes=("tiny", "s")),
     "paper": GridSpec(base="paper", sizes=("s", "l", "xl"), fractions=(0.1, 0.5),
