@@ -24,7 +24,7 @@ lint: install
 	$(BIN)/ruff check interp tests benchmarks
 
 # Tests run in TEST_JOBS pytest-xdist workers, one torch thread each (tests/conftest.py);
-# TEST_JOBS=1 runs them in one process.
+# TEST_JOBS=0 runs them in the pytest process itself, without workers.
 TEST_JOBS ?= 2
 
 test: install lint
