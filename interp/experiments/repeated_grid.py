@@ -108,8 +108,12 @@ GRIDS: dict[str, GridSpec] = {
                               epochs=(10, 30, 100, 200, 300, 500, 1000, 3000), seeds=(0,),
                               key_epochs=(300, 1000, 3000), key_seeds=(0, 1, 2),
                               baseline_sizes=("tiny", "s")),
-    "paper": GridSpec(base="paper", sizes=("s", "l", "xl"), fractions=(0.1, 0.5),
-                      epochs=(10, 30, 100, 300, 1000), seeds=(0, 1, 2)),
+    # for a GPU: cpu-full's corpus and recipe over four sizes (0.4M to 12.6M
+    # non-embedding parameters) with every point on three seeds and the tiny and xs
+    # f = 0 runs as extra points of the effective-size fit; 258 runs
+    "paper": GridSpec(base="paper", sizes=("s", "m", "l", "xl"), fractions=(0.1, 0.5),
+                      epochs=(10, 30, 100, 200, 300, 500, 1000, 3000), seeds=(0, 1, 2),
+                      baseline_sizes=("tiny", "xs")),
     "tiny": GridSpec(base="tiny", sizes=("tiny",), fractions=(0.5,), epochs=(2, 8),
                      seeds=(0, 1)),
 }  # fmt: skip
