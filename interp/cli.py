@@ -425,7 +425,8 @@ def experiment_repeated_data(
         _fail(exc)
         return
     cols = ["size", "run", "seeds", "test_loss_mean", "se", "vs_f0", "vs_unique-fewer-steps",
-            "vs_unique-same-steps", "copy_gain_mean", "copy_gain_se", "prefix_matching_max_mean",
+            "vs_unique-fewer-steps_se", "vs_unique-same-steps", "vs_unique-same-steps_se",
+            "copy_gain_mean", "copy_gain_se", "prefix_matching_max_mean",
             "prefix_matching_text_mean"]  # fmt: skip
     typer.echo(aggregate(table)[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     typer.echo(str(out / "repeated_report.html"))

@@ -86,6 +86,34 @@ def test_aggregate_standard_errors_and_differences():
     assert math.isnan(rep["prefix_matching_text_mean"])  # a table from before that column
 
 
+def test_aggregate_pairs_differences_by_seed():
+    # controls on seeds 0-2, the repeated run on seed 0 only: compared with the
+    # seed-0 control, not with the controls' mean
+    rows = [
+        {"size": "s", "run": "unique-fewer-steps-f0.5", "kind": "unique-fewer-steps", "f": 0.5,
+         "E": 0, "seed": seed, "test_loss": loss}
+        for seed, loss in enumerate([2.0, 1.0, 1.0])
+    ]  # fmt: skip
+    rows += [
+        {"size": "s", "run": "f0", "kind": "f0", "f": 0.0, "E": 0, "seed": 0, "test_loss": 1.9},
+        {"size": "s", "run": "f0.5-E10", "kind": "repeated", "f": 0.5, "E": 10, "seed": 0,
+         "test_loss": 1.8},
+        {"size": "s", "run": "f0.5-E99", "kind": "repeated", "f": 0.5, "E": 99, "seed": 1,
+         "test_loss": 1.3},
+        {"size": "s", "run": "f0.5-E99", "kind": "repeated", "f": 0.5, "E": 99, "seed": 2,
+         "test_loss": 1.5},
+    ]  # fmt: skip
+    agg = aggregate(pd.DataFrame(rows)).set_index("run")
+    e10 = agg.loc["f0.5-E10"]
+    assert e10["vs_unique-fewer-steps"] == pytest.approx(-0.2)  # not 1.8 - 4/3
+    assert e10["vs_f0"] == pytest.approx(-0.1) and e10["vs_unique-fewer-steps_seeds"] == 1
+    e99 = agg.loc["f0.5-E99"]
+    assert e99["vs_unique-fewer-steps"] == pytest.approx(0.4)  # (0.3 + 0.5) / 2
+    assert e99["vs_unique-fewer-steps_se"] == pytest.approx(math.sqrt(0.02) / math.sqrt(2))
+    assert math.isnan(e99["vs_f0"]) and e99["vs_f0_seeds"] == 0  # no f = 0 run on seeds 1, 2
+    assert math.isnan(e99["vs_unique-same-steps"])
+
+
 def test_effective_size_column_from_two_sizes():
     runs = [GridRun("xs", "f0", 0), GridRun("s", "f0", 0), GridRun("s", "repeated", 0, 0.5, 100)]
     done = {}

@@ -360,24 +360,58 @@ MEAN_COLUMNS = ("copy_gain", "prefix_matching_max", "prefix_matching_text", "rep
 
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard error over seeds per (size, run), with the difference
-    from the f = 0 baseline and from each unique-only control of the same f."""
+    from the f = 0 baseline and from each unique-only control of the same f.
+
+    The differences are paired by seed (Hernandez et al. 2022 §3 compare each
+    repeated-data model with its unique-data baseline): ``vs_f0`` and
+    ``vs_unique-*`` are the mean over seeds of (run − the reference run of the
+    same size, f and seed), with ``*_se`` their standard error and ``*_seeds``
+    the number of seeds that have both runs. A run trained on seed 0 only is
+    therefore compared with the seed-0 controls, not with their mean over seeds.
+    """
+    table = _paired_differences(table)
     g = table.groupby(["size", "run", "kind", "f", "E"], dropna=False)
     agg = g["test_loss"].agg(["mean", "count", "std"]).reset_index()
     agg["se"] = agg["std"] / agg["count"].pow(0.5)
     for col in MEAN_COLUMNS:
         agg[f"{col}_mean"] = g[col].mean().values if col in table else math.nan
-    agg["copy_gain_se"] = (g["copy_gain"].std() / g["copy_gain"].count().pow(0.5)).values
+    agg["copy_gain_se"] = (
+        (g["copy_gain"].std() / g["copy_gain"].count().pow(0.5)).values
+        if "copy_gain" in table
+        else math.nan
+    )
     agg = agg.rename(columns={"mean": "test_loss_mean", "std": "test_loss_std", "count": "seeds"})
-    base = agg[agg["kind"] == "f0"].set_index("size")["test_loss_mean"]
-    agg["vs_f0"] = agg["test_loss_mean"] - agg["size"].map(base)
-    for ctrl in ("unique-fewer-steps", "unique-same-steps"):
-        ref = agg[agg["kind"] == ctrl].set_index(["size", "f"])["test_loss_mean"]
-        agg[f"vs_{ctrl}"] = [
-            row.test_loss_mean - ref.get((row.size, row.f), math.nan) if row.kind == "repeated"
-            else math.nan
-            for row in agg.itertuples()
-        ]  # fmt: skip
+    for ref in ("f0", *CONTROLS):
+        col = f"vs_{ref}"
+        n = g[col].count()
+        agg[col] = g[col].mean().values
+        agg[f"{col}_se"] = (g[col].std() / n.pow(0.5)).values
+        agg[f"{col}_seeds"] = n.values
     return agg
+
+
+CONTROLS = ("unique-fewer-steps", "unique-same-steps")
+
+
+def _paired_differences(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with per-run test-loss differences from the f = 0 run of the
+    same size and seed (``vs_f0``) and, for repeated runs, from each unique-only
+    control of the same size, f and seed (NaN where that run is missing)."""
+    t = table.copy()
+    loss = t.set_index(["size", "kind", "f", "seed"])["test_loss"]
+    loss = loss[~loss.index.duplicated()]
+    kinds = loss.index.get_level_values("kind")
+    f0 = loss[kinds == "f0"].droplevel(["kind", "f"])
+
+    def ref(series: pd.Series, keys: list[tuple]) -> list[float]:
+        return [float(series.get(k, math.nan)) for k in keys]
+
+    t["vs_f0"] = t["test_loss"] - ref(f0, list(zip(t["size"], t["seed"], strict=True)))
+    for ctrl in CONTROLS:
+        keys = list(zip(t["size"], [ctrl] * len(t), t["f"], t["seed"], strict=True))
+        diff = t["test_loss"] - ref(loss, keys)
+        t[f"vs_{ctrl}"] = diff.where(t["kind"] == "repeated")
+    return t
 
 
 def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> Path:
