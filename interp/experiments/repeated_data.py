@@ -249,19 +249,6 @@ PRESETS: dict[str, RepeatedDataConfig] = {
         train=replace(_COPY_TRAIN, batch_size=16),
         eval=_COPY_EVAL,
     ),
-    # for a GPU: the cpu-copy-text recipe (the one under which the f = 0 xs and s
-    # models form induction heads here) with the 4-layer l model. The budget is
-    # one pass of the shipped corpus laid out to quote itself (15.7M bytes); plain
-    # BPE text gives a pass of only 2.8M tokens, where no model here formed heads
-    "paper": RepeatedDataConfig(
-        corpus=CorpusConfig("python-stdlib", TokenizerConfig("byte", 257), text_quote=0.7,
-                            text_doc_len=64),
-        data=RepeatedConfig(total_tokens=15_728_640, repeated_fraction=0.5,
-                            repeated_epochs=1000, seq_len=64),
-        model=SIZES["l"],
-        train=replace(_COPY_TRAIN, batch_size=16),
-        eval=_COPY_EVAL,
-    ),
     "tiny": RepeatedDataConfig(
         corpus=CorpusConfig("markov", markov_vocab=32, markov_tokens=60_000),
         data=RepeatedConfig(total_tokens=16_384, repeated_fraction=0.5,
@@ -276,6 +263,11 @@ PRESETS: dict[str, RepeatedDataConfig] = {
 }  # fmt: skip
 # one run of the cpu-quick grid (interp train repeated-data's default preset)
 PRESETS["cpu-quick"] = PRESETS["cpu-copy-text"]
+# for a GPU: the cpu-copy-text recipe (under which the f = 0 xs and s models form
+# induction heads here) with the 4-layer l model. The budget is one pass of the
+# shipped corpus laid out to quote itself (15.7M bytes); plain BPE text gives a
+# pass of only 2.8M tokens, where no model here formed heads
+PRESETS["paper"] = replace(PRESETS["cpu-copy-text"], model=SIZES["l"])
 
 
 def preset(
