@@ -369,7 +369,7 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     the number of seeds that have both runs. A run trained on seed 0 only is
     therefore compared with the seed-0 controls, not with their mean over seeds.
     """
-    table = _paired_differences(table)
+    table = paired_differences(table)
     g = table.groupby(["size", "run", "kind", "f", "E"], dropna=False)
     agg = g["test_loss"].agg(["mean", "count", "std"]).reset_index()
     agg["se"] = agg["std"] / agg["count"].pow(0.5)
@@ -393,7 +393,7 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
 CONTROLS = ("unique-fewer-steps", "unique-same-steps")
 
 
-def _paired_differences(table: pd.DataFrame) -> pd.DataFrame:
+def paired_differences(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with per-run test-loss differences from the f = 0 run of the
     same size and seed (``vs_f0``) and, for repeated runs, from each unique-only
     control of the same size, f and seed (NaN where that run is missing)."""
@@ -455,4 +455,7 @@ def grid_preset(
     return spec
 
 
-__all__ = ["GRIDS", "GridRun", "GridSpec", "aggregate", "grid_preset", "grid_runs", "run_grid"]
+__all__ = [
+    "CONTROLS", "GRIDS", "GridRun", "GridSpec", "aggregate", "grid_preset", "grid_runs",
+    "paired_differences", "run_grid",
+]  # fmt: skip
