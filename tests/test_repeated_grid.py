@@ -27,7 +27,7 @@ from interp.experiments.repeated_grid import (
     run_grid,
 )
 from interp.training.store import RunStore, open_run
-from interp.viz.repeated import training_curves_by_run
+from interp.viz.repeated import damage_vs_epochs, training_curves_by_run
 
 
 def test_grid_runs_and_control_budgets():
@@ -104,6 +104,12 @@ def test_aggregate_pairs_differences_by_seed():
          "test_loss": 1.5},
     ]  # fmt: skip
     agg = aggregate(pd.DataFrame(rows)).set_index("run")
+    fig = damage_vs_epochs(pd.DataFrame(rows))
+    lines = {t.xaxis: t for t in fig.data if t.mode == "lines+markers"}  # one per control
+    assert list(lines["x"].x) == [10, 99] and list(lines["x"].y) == pytest.approx([-0.2, 0.4])
+    assert list(lines["x2"].x) == []  # no same-steps control in the table
+    dots = next(t for t in fig.data if t.mode == "markers" and t.xaxis == "x")
+    assert sorted(dots.y) == pytest.approx([-0.2, 0.3, 0.5])  # every seed's own difference
     e10 = agg.loc["f0.5-E10"]
     assert e10["vs_unique-fewer-steps"] == pytest.approx(-0.2)  # not 1.8 - 4/3
     assert e10["vs_f0"] == pytest.approx(-0.1) and e10["vs_unique-fewer-steps_seeds"] == 1

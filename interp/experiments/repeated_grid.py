@@ -414,14 +414,41 @@ def paired_differences(table: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+# the columns of the report's table (all of them are in results.json)
+REPORT_COLUMNS = ("size", "run", "seeds", "test_loss_mean", "se", "vs_f0",
+                  "vs_unique-fewer-steps", "vs_unique-fewer-steps_se", "vs_unique-same-steps",
+                  "vs_unique-same-steps_se", "copy_gain_mean", "prefix_matching_max_mean",
+                  "repeated_loss_mean", "verbatim_repeated_mean")  # fmt: skip
+
+
 def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> Path:
-    from interp.viz.repeated import loss_vs_epochs, measures_vs_epochs, training_curves_by_run
+    """OUT/repeated_report.html: the figures, then the table of means over seeds."""
+    import html
+
+    from interp.viz.repeated import (
+        damage_vs_epochs,
+        loss_vs_epochs,
+        measures_vs_epochs,
+        training_curves_by_run,
+    )
     from interp.viz.report import write_figures
 
-    figs = [loss_vs_epochs(agg), measures_vs_epochs(agg)]
+    figs = [loss_vs_epochs(agg), damage_vs_epochs(table), measures_vs_epochs(agg)]
     figs.append(training_curves_by_run(out, table))
-    intro = agg.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.4g}")
-    return write_figures(figs, out / "repeated_report.html", "Repeated data", intro)
+    seeds = sorted({int(s) for s in table["seed"]})
+    intro = (
+        f"<p>{html.escape(out.name)}: {len(table)} runs, seeds {seeds}. Test loss in nats per "
+        "token of held-out text; differences from f = 0 and from the unique-only controls "
+        "are paired by seed (run minus the reference run of its own seed, mean ± s.e. over "
+        "the seeds that have both). Every column is in results.csv / results.json.</p>"
+    )
+    cols = [c for c in REPORT_COLUMNS if c in agg]
+    body = "<h2>Means over seeds</h2>" + agg[cols].to_html(
+        index=False, na_rep="–", float_format=lambda v: f"{v:.4g}"
+    )
+    return write_figures(
+        figs, out / "repeated_report.html", "Repeated data", intro, extra_body=body
+    )
 
 
 def grid_preset(

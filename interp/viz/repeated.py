@@ -50,6 +50,56 @@ def loss_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
+def damage_vs_epochs(table: pd.DataFrame, title: str = "") -> go.Figure:
+    """Test loss of each repeated run minus the unique-only control of its own
+    seed and f (left: fewer steps, right: same steps), vs E: seeds as dots, their
+    mean ± standard error as the line, one colour per (size, f). Above 0 means
+    worse than not training on the repeated tokens at all — the comparison
+    Hernandez et al. 2022 (§3, Fig. 2) make against unique-data models, paired
+    by seed so that a point run on one seed is read against that seed's controls
+    (:func:`interp.experiments.repeated_grid.paired_differences`)."""
+    from interp.experiments.repeated_grid import CONTROLS, aggregate, paired_differences
+
+    paired = paired_differences(table)
+    rep = paired[paired["kind"] == "repeated"]
+    if rep.empty:
+        raise ValueError("no repeated-data runs in the table")
+    agg = aggregate(table)
+    agg = agg[agg["kind"] == "repeated"]
+    titles = [f"minus the {c.replace('-', ' ')} control" for c in CONTROLS]
+    fig = make_subplots(rows=1, cols=len(CONTROLS), subplot_titles=titles, shared_yaxes=True)
+    colors = DEFAULT_PLOTLY_COLORS
+    for k, ((size, f), d) in enumerate(rep.groupby(["size", "f"])):
+        color, name = colors[k % len(colors)], f"{size}, f={f:g}"
+        a = agg[(agg["size"] == size) & (agg["f"] == f)].sort_values("E")
+        for j, ctrl in enumerate(CONTROLS, start=1):
+            col = f"vs_{ctrl}"
+            m = a.dropna(subset=[col])
+            fig.add_trace(
+                go.Scatter(x=m["E"], y=m[col], mode="lines+markers", name=name,
+                           legendgroup=name, showlegend=j == 1, line={"color": color},
+                           error_y={"type": "data", "array": m[f"{col}_se"].fillna(0),
+                                    "visible": True}),
+                row=1, col=j,
+            )  # fmt: skip
+            pts = d.dropna(subset=[col])
+            fig.add_trace(
+                go.Scatter(x=pts["E"], y=pts[col], mode="markers", name=f"{name} (per seed)",
+                           legendgroup=name, showlegend=False, opacity=0.45,
+                           marker={"color": color, "size": 6},
+                           text=[f"seed {s}" for s in pts["seed"]]),
+                row=1, col=j,
+            )  # fmt: skip
+            fig.add_hline(y=0.0, line_color="gray", row=1, col=j)
+    fig.update_xaxes(type="log", title_text="repeated epochs E")
+    fig.update_yaxes(title_text="test-loss difference (nats/token)", col=1)
+    fig.update_layout(
+        title=title or "Damage vs repetition, paired by seed (above 0: worse than the control)",
+        height=460,
+    )
+    return fig
+
+
 def measures_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     """Copying gain, prefix matching, loss on the repeated subset and verbatim
     memorisation vs E (means over seeds), with the f = 0 value as a marker at E = 1."""
@@ -70,11 +120,12 @@ def measures_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
                            legendgroup=f"{size}{f}", showlegend=i == 0),
                 row=r, col=c,
             )  # fmt: skip
-        base = agg[agg["kind"] == "f0"]
+        base = agg[(agg["kind"] == "f0") & agg["size"].isin(set(rep["size"]))]
         if col in base and base[col].notna().any():
             fig.add_trace(
                 go.Scatter(x=[1] * len(base), y=base[col], mode="markers", name="f = 0",
-                           marker={"symbol": "x", "color": "black"}, showlegend=i == 0),
+                           marker={"symbol": "x", "color": "black"}, showlegend=i == 0,
+                           text=list(base["size"])),
                 row=r, col=c,
             )  # fmt: skip
     fig.update_xaxes(type="log", title_text="E")
