@@ -131,7 +131,11 @@ def sweep(
 
     try:
         run = open_run(run_dir)
-        if run.experiment in ("induction", "repeated_data"):
+        if run.experiment == "repeated_data":
+            from interp.experiments.repeated_data import run_head_analyzers
+
+            analyzers = list(run_head_analyzers(run.config))
+        elif run.experiment == "induction":
             analyzers = list(an.HEAD_ANALYZERS)
         else:
             analyzers = [an.fourier_progress]

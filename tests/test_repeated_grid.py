@@ -234,9 +234,9 @@ def test_baseline_sizes_add_only_f0_runs():
     assert grid_preset("tiny", baseline_sizes=["xs"]).baseline_sizes == ("xs",)
 
 
-def test_final_head_scores_probe_the_runs_own_token_range(tmp_path):
-    """A byte-level run's end-of-run head scores draw printable ASCII, as its
-    logged probe does (bytes >= 128 never occur in the corpus)."""
+def test_final_head_scores_and_sweep_probe_the_runs_own_token_range(tmp_path):
+    """A byte-level run's end-of-run head scores and `interp sweep` draw printable
+    ASCII, as its logged probe does (bytes >= 128 never occur in the corpus)."""
     from interp.analysis import prefix_matching_scores
 
     byte_text = ["corpus.name=python-stdlib", "corpus.tokenizer.kind=byte",
@@ -248,3 +248,19 @@ def test_final_head_scores_probe_the_runs_own_token_range(tmp_path):
     printable = float(prefix_matching_scores(model, vocab_range=(32, 127)).max())
     assert got == pytest.approx(printable, abs=1e-6)
     assert got != pytest.approx(float(prefix_matching_scores(model).max()), abs=1e-4)
+    # `interp sweep` on the run measures every head on the same printable range
+    heads = final_head_scores(tmp_path / "run")
+    csv = tmp_path / "sweep.csv"
+    r = CliRunner().invoke(app, ["sweep", str(tmp_path / "run"), "--out", str(csv)])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(csv)
+    last = df[df["step"] == df["step"].max()]
+    by_metric = last.groupby("metric")["value"].max()
+    assert by_metric["prefix_matching_scores"] == pytest.approx(printable, abs=1e-6)
+    assert by_metric["induction_scores"] == pytest.approx(heads["induction_max"], abs=1e-6)
+    assert {"prev_token_scores", "copying_scores", "direct_logit_copying"} <= set(by_metric.index)
+    # the ranged results are cached apart from a whole-vocabulary sweep's
+    from interp.analysis import sweep
+
+    whole = sweep(tmp_path / "run", [prefix_matching_scores], steps=[int(df["step"].max())])
+    assert whole["value"].max() == pytest.approx(float(prefix_matching_scores(model).max()))

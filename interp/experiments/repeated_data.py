@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -441,6 +442,15 @@ def probe_vocab_range(corpus: CorpusConfig) -> tuple[int, int] | None:
     if not corpus.name.startswith("markov") and corpus.tokenizer.kind == "byte":
         return (32, 127)
     return None
+
+
+def run_head_analyzers(cfg: RepeatedDataConfig, analyzers: Sequence[Any] | None = None) -> tuple:
+    """The head analyzers (default: all of :data:`interp.analysis.HEAD_ANALYZERS`)
+    with their random-token probes drawn from the run's :func:`probe_vocab_range`
+    — what ``interp sweep`` and ``interp report`` run on a repeated-data run."""
+    from interp.analysis import HEAD_ANALYZERS, head_analyzers
+
+    return head_analyzers(probe_vocab_range(cfg.corpus), analyzers or HEAD_ANALYZERS)
 
 
 def prefix_matching_pair(

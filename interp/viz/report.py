@@ -204,6 +204,7 @@ def write_lm_report(run: Any) -> Path:
 
     from interp.analysis import induction_scores, prefix_matching_scores, prev_token_scores
     from interp.analysis.sweep import sweep
+    from interp.experiments.repeated_data import run_head_analyzers
     from interp.viz.figures import head_score_heatmap
 
     m = run.metrics()
@@ -216,7 +217,8 @@ def write_lm_report(run: Any) -> Path:
     loss.update_xaxes(type="log", title_text="step")
     loss.update_yaxes(title_text="nats / token")
     loss.update_layout(title="Losses over training", height=420)
-    df = sweep(run, [prefix_matching_scores, induction_scores, prev_token_scores])
+    probes = (prefix_matching_scores, induction_scores, prev_token_scores)
+    df = sweep(run, list(run_head_analyzers(run.config, probes)))
     names = ("prefix_matching_scores", "induction_scores", "prev_token_scores")
     figures = [loss, *[head_score_heatmap(df, k) for k in names]]
     info = {"run": str(run.path), **(run.summary() or {})}
