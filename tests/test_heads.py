@@ -126,3 +126,24 @@ def test_probe_validation(model):
         from interp.models import MLPConfig, make_mlp
 
         induction_scores(make_mlp(MLPConfig(n_tokens=5, d_out=5), seed=0))
+
+
+def test_head_ablation_losses_find_the_circuit_and_nothing_else(model, probe):
+    import math
+
+    from interp.analysis import head_ablation_losses, per_token_loss
+
+    d = head_ablation_losses(model, probe)
+    assert d[0, 1] == 0.0 and d[1, 1] == 0.0  # all-zero heads: nothing to remove
+    # the induction head and the previous-token head it reads both carry the copy
+    # (its logit boost is 1, worth ~1 nat on the second copy: ~0.3-0.4 on average)
+    assert d[1, 0] > 0.2 and d[0, 0] > 0.2
+    # zero-ablating the induction head leaves logits = one-hot of the current
+    # token (the embedding is the only thing W_U reads), a loss known in closed form
+    z = head_ablation_losses(model, probe, ablation="zero")
+    cur, nxt = probe[:, :-1], probe[:, 1:]
+    closed = (math.log(math.e + V - 1) - (cur == nxt).double()).mean()
+    base = per_token_loss(model, probe).mean()
+    assert float(z[1, 0]) == pytest.approx(float(closed - base), abs=1e-5)
+    with pytest.raises((ValueError, TypeError), match="ablation"):  # beartype or our check
+        head_ablation_losses(model, probe, ablation="resample")

@@ -4,7 +4,12 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from interp.analysis.behavior import direct_logit_copying, icl_score, per_token_loss
+from interp.analysis.behavior import (
+    direct_logit_copying,
+    head_ablation_losses,
+    icl_score,
+    per_token_loss,
+)
 from interp.analysis.circuits import composition_scores, copying_scores
 from interp.analysis.fourier import (
     embedding_frequency_norms,
@@ -103,6 +108,7 @@ __all__ = [
     "fourier_basis",
     "fourier_progress",
     "gini",
+    "head_ablation_losses",
     "head_analyzers",
     "icl_score",
     "induction_scores",
