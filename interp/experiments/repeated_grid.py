@@ -235,18 +235,16 @@ def final_head_scores(path: Path) -> dict[str, float]:
     al.; random-token probes) at the run's last checkpoint, the random tokens
     drawn from the run's probe range (printable ASCII for byte-level text,
     :func:`~interp.experiments.repeated_data.probe_vocab_range`)."""
-    import torch
-
     from interp.analysis import induction_scores, prefix_matching_scores
-    from interp.analysis.heads import default_probe
-    from interp.experiments.repeated_data import probe_vocab_range
+    from interp.experiments.repeated_data import run_head_analyzers
     from interp.training.store import open_run
 
     run = open_run(path)
-    model, vocab_range = run.load(), probe_vocab_range(run.config.corpus)
-    with torch.no_grad():
-        pm = prefix_matching_scores(model, vocab_range=vocab_range)
-        ind = induction_scores(model, default_probe(model, vocab_range=vocab_range))
+    model = run.load()
+    pm, ind = (
+        fn(model)
+        for fn in run_head_analyzers(run.config, (prefix_matching_scores, induction_scores))
+    )
     return {"prefix_matching_max": float(pm.max()), "induction_max": float(ind.max())}
 
 

@@ -219,8 +219,7 @@ def write_lm_report(run: Any) -> Path:
     loss.update_layout(title="Losses over training", height=420)
     probes = (prefix_matching_scores, induction_scores, prev_token_scores)
     df = sweep(run, list(run_head_analyzers(run.config, probes)))
-    names = ("prefix_matching_scores", "induction_scores", "prev_token_scores")
-    figures = [loss, *[head_score_heatmap(df, k) for k in names]]
+    figures = [loss, *[head_score_heatmap(df, fn.__name__) for fn in probes]]
     info = {"run": str(run.path), **(run.summary() or {})}
     return write_figures(figures, run.path / "report.html", f"LM report: {run.path.name}",
                          table_html(info))  # fmt: skip
