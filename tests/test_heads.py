@@ -8,10 +8,14 @@ import torch
 from handbuilt import D_HEAD, D_MODEL, POS, PREV, TOK, C, N, V, build_model
 
 from interp.analysis import (
+    HEAD_ANALYZERS,
+    analyzer_name,
     composition_scores,
     copying_scores,
+    default_probe,
     direct_logit_copying,
     duplicate_token_scores,
+    head_analyzers,
     icl_score,
     induction_scores,
     prefix_matching_scores,
@@ -126,6 +130,30 @@ def test_probe_validation(model):
         from interp.models import MLPConfig, make_mlp
 
         induction_scores(make_mlp(MLPConfig(n_tokens=5, d_out=5), seed=0))
+
+
+def test_head_analyzers_on_a_vocab_range(model):
+    lo, hi = 1, V
+    wrapped = {analyzer_name(fn): fn for fn in head_analyzers((lo, hi))}
+    assert list(wrapped) == [analyzer_name(fn) for fn in HEAD_ANALYZERS]
+    # probe-driven analyzers now read the range; weight-only ones are the originals
+    assert wrapped["copying_scores"] is copying_scores
+    pm = wrapped["prefix_matching_scores"](model)
+    assert torch.equal(pm, prefix_matching_scores(model, vocab_range=(lo, hi)))
+    ind = wrapped["induction_scores"](model)
+    assert torch.equal(ind, induction_scores(model, default_probe(model, vocab_range=(lo, hi))))
+    # no start token here: position 0 is its own "previous token", so the first
+    # token of the second copy splits its attention between positions 0 and 1
+    assert 0.9 < ind[1, 0] < 0.99 and ind[0].max() < 0.2
+    # a range without the start token 0 gives a different probe, so a different key
+    key = wrapped["induction_scores"].cache_token(None)
+    assert key == f"vocab_range={(lo, hi)}"
+    other = {analyzer_name(fn): fn for fn in head_analyzers((2, V))}
+    assert other["induction_scores"].cache_token(None) != key
+    assert head_analyzers(None) == HEAD_ANALYZERS
+    for bad in [(5, 5), (-1, 4), (4, 2)]:
+        with pytest.raises(ValueError, match="vocab_range"):
+            head_analyzers(bad)
 
 
 def test_head_ablation_losses_find_the_circuit_and_nothing_else(model, probe):

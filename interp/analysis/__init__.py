@@ -70,7 +70,11 @@ def head_analyzers(
     """
     if vocab_range is None:
         return tuple(analyzers)
+    if len(vocab_range) != 2:
+        raise ValueError(f"vocab_range must be (lo, hi), got {vocab_range!r}")
     lo, hi = (int(v) for v in vocab_range)
+    if not 0 <= lo < hi:
+        raise ValueError(f"vocab_range must satisfy 0 <= lo < hi, got {vocab_range!r}")
     out: list[Analyzer] = []
     for fn in analyzers:
         params = inspect.signature(fn).parameters

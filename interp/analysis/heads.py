@@ -52,12 +52,15 @@ def default_probe(
 ) -> Int[Tensor, "n seq"]:
     """Random tokens repeated twice, drawn from the model's vocabulary.
 
-    ``length`` defaults to min(25, n_ctx // 2); ``vocab_range`` to the whole
-    input vocabulary. No start token: the model may have no BOS.
+    ``vocab_range`` defaults to the whole input vocabulary; ``length`` to
+    min(25, n_ctx // 2, the size of the range) — tokens within a segment are
+    distinct, so every repeat is unambiguous. No start token: the model may have
+    no BOS.
     """
     _, _, d_vocab, n_ctx = model_dims(model)
-    length = length or min(25, n_ctx // 2)
-    return repeated_random_tokens(n, length, vocab_range or (0, d_vocab), seed)
+    lo, hi = vocab_range or (0, d_vocab)
+    length = length or min(25, n_ctx // 2, max(hi - lo, 1))
+    return repeated_random_tokens(n, length, (lo, hi), seed)
 
 
 def _check_tokens(model: nn.Module, tokens: Tensor) -> None:
