@@ -27,7 +27,7 @@ from interp.experiments.repeated_grid import (
     run_grid,
 )
 from interp.training.store import RunStore, open_run
-from interp.viz.repeated import damage_vs_epochs, training_curves_by_run
+from interp.viz.repeated import damage_vs_epochs, loss_vs_epochs, training_curves_by_run
 
 
 def test_grid_runs_and_control_budgets():
@@ -118,6 +118,25 @@ def test_aggregate_pairs_differences_by_seed():
     assert e99["vs_unique-fewer-steps_se"] == pytest.approx(math.sqrt(0.02) / math.sqrt(2))
     assert math.isnan(e99["vs_f0"]) and e99["vs_f0_seeds"] == 0  # no f = 0 run on seeds 1, 2
     assert math.isnan(e99["vs_unique-same-steps"])
+
+
+def test_loss_vs_epochs_draws_each_reference_once_in_its_lines_colour():
+    rows = [{"size": "s", "run": "f0", "kind": "f0", "f": 0.0, "E": 0, "seed": 0,
+             "test_loss": 1.0}]  # fmt: skip
+    for f, loss in [(0.1, 1.1), (0.5, 1.2)]:
+        rows += [
+            {"size": "s", "run": f"unique-fewer-steps-f{f:g}", "kind": "unique-fewer-steps",
+             "f": f, "E": 0, "seed": 0, "test_loss": loss},
+            {"size": "s", "run": f"f{f:g}-E10", "kind": "repeated", "f": f, "E": 10, "seed": 0,
+             "test_loss": loss + 0.5},
+        ]  # fmt: skip
+    fig = loss_vs_epochs(aggregate(pd.DataFrame(rows)))
+    colour = {t.name: t.line.color for t in fig.data}
+    assert sorted(colour) == ["s, f=0.1", "s, f=0.5"] and len(set(colour.values())) == 2
+    refs = {(sh.y0, sh.line.color) for sh in fig.layout.shapes}
+    # f = 0 once (gray), each f's control in the colour of that f's line
+    assert refs == {(1.0, "gray"), (1.1, colour["s, f=0.1"]), (1.2, colour["s, f=0.5"])}
+    assert len(fig.layout.shapes) == 3
 
 
 def test_effective_size_column_from_two_sizes():

@@ -21,28 +21,41 @@ _REF_STYLE = {
 
 def loss_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     """Mean test loss (± standard error over seeds) vs E, one line per (size, f);
-    horizontal lines: the f = 0 baseline and the unique-only controls."""
+    horizontal lines, as seed means: the f = 0 baseline of each size (gray) and
+    the unique-only controls of each (size, f) in that line's colour. Where E
+    points have fewer seeds than the controls, read :func:`damage_vs_epochs`,
+    which pairs every run with its own seed's control."""
     rep = agg[agg["kind"] == "repeated"]
     if rep.empty:
         raise ValueError("no repeated-data runs in the table")
     fig = go.Figure()
-    for (size, f), d in rep.groupby(["size", "f"]):
-        d = d.sort_values("E")
+    colors = DEFAULT_PLOTLY_COLORS
+    drawn_f0: set[str] = set()
+    for k, ((size, f), d) in enumerate(rep.groupby(["size", "f"])):
+        d, color = d.sort_values("E"), colors[k % len(colors)]
         fig.add_trace(
             go.Scatter(
                 x=d["E"], y=d["test_loss_mean"], mode="lines+markers", name=f"{size}, f={f:g}",
+                line={"color": color},
                 error_y={"type": "data", "array": d["se"].fillna(0), "visible": True},
             )
         )  # fmt: skip
         for kind, (label, dash) in _REF_STYLE.items():
             ref = agg[(agg["kind"] == kind) & (agg["size"] == size)]
-            if kind != "f0":
+            if kind == "f0":
+                if size in drawn_f0:
+                    continue
+                drawn_f0.add(size)
+                line_color, text = "gray", f"{size}: {label}"
+            else:
                 ref = ref[ref["f"] == f]
+                line_color, text = color, f"{size}, f={f:g}: {label}"
             if ref.empty:
                 continue
             fig.add_hline(
-                y=float(ref["test_loss_mean"].iloc[0]), line_dash=dash, line_color="gray",
-                annotation_text=f"{size}: {label}", annotation_position="top left",
+                y=float(ref["test_loss_mean"].iloc[0]), line_dash=dash, line_color=line_color,
+                annotation_text=text, annotation_position="top left",
+                annotation_font_color=line_color,
             )  # fmt: skip
     fig.update_xaxes(type="log", title_text="repeated epochs E")
     fig.update_yaxes(title_text="held-out test loss (nats/token)")
@@ -175,4 +188,4 @@ def training_curves_by_run(
     return fig
 
 
-__all__ = ["loss_vs_epochs", "measures_vs_epochs", "training_curves_by_run"]
+__all__ = ["damage_vs_epochs", "loss_vs_epochs", "measures_vs_epochs", "training_curves_by_run"]
