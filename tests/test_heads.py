@@ -145,7 +145,7 @@ def test_head_analyzers_on_a_vocab_range(model):
     # no start token here: position 0 is its own "previous token", so the first
     # token of the second copy splits its attention between positions 0 and 1
     assert 0.9 < ind[1, 0] < 0.99 and ind[0].max() < 0.2
-    # a range without the start token 0 gives a different probe, so a different key
+    # another range gives another probe, so another sweep cache key
     key = wrapped["induction_scores"].cache_token(None)
     assert key == f"vocab_range={(lo, hi)}"
     other = {analyzer_name(fn): fn for fn in head_analyzers((2, V))}

@@ -37,6 +37,7 @@ from interp.analysis.heads import (
     prev_token_scores,
 )
 from interp.analysis.sweep import Analyzer, analyzer_name, sweep
+from interp.data.sequences import check_vocab_range
 
 #: Every per-head analyzer of a transformer, in the order reports show them
 #: (what ``interp sweep`` and ``interp report`` run on induction runs).
@@ -70,11 +71,7 @@ def head_analyzers(
     """
     if vocab_range is None:
         return tuple(analyzers)
-    if len(vocab_range) != 2:
-        raise ValueError(f"vocab_range must be (lo, hi), got {vocab_range!r}")
-    lo, hi = (int(v) for v in vocab_range)
-    if not 0 <= lo < hi:
-        raise ValueError(f"vocab_range must satisfy 0 <= lo < hi, got {vocab_range!r}")
+    lo, hi = check_vocab_range(vocab_range)
     out: list[Analyzer] = []
     for fn in analyzers:
         params = inspect.signature(fn).parameters

@@ -22,10 +22,19 @@ from jaxtyping import Int
 from torch import Tensor
 
 
-def _check_range(vocab_range: tuple[int, int], length: int, unique: bool) -> None:
-    lo, hi = vocab_range
+def check_vocab_range(vocab_range: tuple[int, int]) -> tuple[int, int]:
+    """``(lo, hi)`` as ints, or a ValueError naming the problem: a token range
+    is two ids with 0 <= lo < hi (``hi`` exclusive)."""
+    if len(vocab_range) != 2:
+        raise ValueError(f"vocab_range must be (lo, hi), got {vocab_range!r}")
+    lo, hi = (int(v) for v in vocab_range)
     if not 0 <= lo < hi:
-        raise ValueError(f"vocab_range must satisfy 0 <= lo < hi, got {vocab_range}")
+        raise ValueError(f"vocab_range must satisfy 0 <= lo < hi, got {vocab_range!r}")
+    return lo, hi
+
+
+def _check_range(vocab_range: tuple[int, int], length: int, unique: bool) -> None:
+    lo, hi = check_vocab_range(vocab_range)
     if length < 1:
         raise ValueError(f"sequence length must be >= 1, got {length}")
     if unique and hi - lo < length:

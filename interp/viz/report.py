@@ -203,7 +203,7 @@ def write_lm_report(run: Any) -> Path:
     import plotly.graph_objects as go
 
     from interp.analysis import induction_scores, prefix_matching_scores, prev_token_scores
-    from interp.analysis.sweep import sweep
+    from interp.analysis.sweep import analyzer_name, sweep
     from interp.experiments.repeated_data import run_head_analyzers
     from interp.viz.figures import head_score_heatmap
 
@@ -219,7 +219,7 @@ def write_lm_report(run: Any) -> Path:
     loss.update_layout(title="Losses over training", height=420)
     probes = (prefix_matching_scores, induction_scores, prev_token_scores)
     df = sweep(run, list(run_head_analyzers(run.config, probes)))
-    figures = [loss, *[head_score_heatmap(df, fn.__name__) for fn in probes]]
+    figures = [loss, *[head_score_heatmap(df, analyzer_name(fn)) for fn in probes]]
     info = {"run": str(run.path), **(run.summary() or {})}
     return write_figures(figures, run.path / "report.html", f"LM report: {run.path.name}",
                          table_html(info))  # fmt: skip
