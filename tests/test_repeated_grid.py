@@ -137,6 +137,9 @@ def test_loss_vs_epochs_draws_each_reference_once_in_its_lines_colour():
     # f = 0 once (gray), each f's control in the colour of that f's line
     assert refs == {(1.0, "gray"), (1.1, colour["s, f=0.1"]), (1.2, colour["s, f=0.5"])}
     assert len(fig.layout.shapes) == 3
+    # the damage figure of the same grid draws each (size, f) in the same colour
+    damage = damage_vs_epochs(pd.DataFrame(rows))
+    assert {t.name: t.line.color for t in damage.data if t.mode == "lines+markers"} == colour
 
 
 def test_effective_size_column_from_two_sizes():

@@ -19,6 +19,14 @@ _REF_STYLE = {
 }
 
 
+def _group_colors(frame: pd.DataFrame) -> dict[tuple[str, float], str]:
+    """One plotly colour per (size, f) of the repeated runs, in sorted order,
+    so that every figure of a grid draws a given (size, f) in the same colour."""
+    keys = sorted(set(zip(frame["size"], frame["f"].astype(float), strict=True)))
+    palette = DEFAULT_PLOTLY_COLORS
+    return {key: palette[k % len(palette)] for k, key in enumerate(keys)}
+
+
 def loss_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     """Mean test loss (± standard error over seeds) vs E, one line per (size, f);
     horizontal lines, as seed means: the f = 0 baseline of each size (gray) and
@@ -29,10 +37,10 @@ def loss_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     if rep.empty:
         raise ValueError("no repeated-data runs in the table")
     fig = go.Figure()
-    colors = DEFAULT_PLOTLY_COLORS
+    colors = _group_colors(rep)
     drawn_f0: set[str] = set()
-    for k, ((size, f), d) in enumerate(rep.groupby(["size", "f"])):
-        d, color = d.sort_values("E"), colors[k % len(colors)]
+    for (size, f), d in rep.groupby(["size", "f"]):
+        d, color = d.sort_values("E"), colors[(size, float(f))]
         fig.add_trace(
             go.Scatter(
                 x=d["E"], y=d["test_loss_mean"], mode="lines+markers", name=f"{size}, f={f:g}",
@@ -81,9 +89,9 @@ def damage_vs_epochs(table: pd.DataFrame, title: str = "") -> go.Figure:
     agg = agg[agg["kind"] == "repeated"]
     titles = [f"minus the {c.replace('-', ' ')} control" for c in CONTROLS]
     fig = make_subplots(rows=1, cols=len(CONTROLS), subplot_titles=titles, shared_yaxes=True)
-    colors = DEFAULT_PLOTLY_COLORS
-    for k, ((size, f), d) in enumerate(rep.groupby(["size", "f"])):
-        color, name = colors[k % len(colors)], f"{size}, f={f:g}"
+    colors = _group_colors(rep)
+    for (size, f), d in rep.groupby(["size", "f"]):
+        color, name = colors[(size, float(f))], f"{size}, f={f:g}"
         a = agg[(agg["size"] == size) & (agg["f"] == f)].sort_values("E")
         for j, ctrl in enumerate(CONTROLS, start=1):
             col = f"vs_{ctrl}"
