@@ -27,7 +27,13 @@ from interp.experiments.repeated_grid import (
     run_grid,
 )
 from interp.training.store import RunStore, open_run
-from interp.viz.repeated import damage_vs_epochs, loss_vs_epochs, training_curves_by_run
+from interp.viz.repeated import (
+    MEASURE_PANELS,
+    damage_vs_epochs,
+    loss_vs_epochs,
+    measures_vs_epochs,
+    training_curves_by_run,
+)
 
 
 def test_grid_runs_and_control_budgets():
@@ -154,6 +160,37 @@ def test_effective_size_column_from_two_sizes():
     alpha = math.log10(2)
     assert t["effective_params"].iloc[2] == pytest.approx(1e5 * (4 / 3) ** (1 / alpha))
     assert t["effective_ratio"].iloc[1] == pytest.approx(1.0)
+
+
+def test_measures_figure_plots_effective_size_and_copying_loss_vs_epochs():
+    runs = [GridRun("xs", "f0", 0), GridRun("s", "f0", 0)]
+    runs += [GridRun("s", "repeated", seed, 0.5, 100) for seed in (0, 1)]
+    done = {}
+    for r, n, loss in zip(runs, (1e5, 1e6, 1e6, 1e6), (4.0, 2.0, 3.0, 2.5), strict=True):
+        heads = {"prefix_matching_max": 0.1 * (r.seed + 1), "induction_max": 0.0}
+        summary = {"non_embedding_params": n, "final_test_loss": loss,
+                   "final_copy_loss_later": loss / 2}  # fmt: skip
+        done[r] = {"summary": summary, "heads": heads, "seconds": 1.0}
+    agg = aggregate(results_table(runs, done))
+    fig = measures_vs_epochs(agg)
+    panels = {a.text: f"x{i if i > 1 else ''}" for i, a in enumerate(fig.layout.annotations, 1)}
+    assert set(panels) == {title for _, title in MEASURE_PANELS}
+
+    def line(title):
+        (t,) = [t for t in fig.data if t.xaxis == panels[title] and t.name == "s, f=0.5"]
+        return list(t.x), list(t.y)
+
+    # L = a N^-alpha through (1e5, 4) and (1e6, 2), inverted at losses 3 and 2.5
+    alpha = math.log10(2)
+    ratios = [1e5 * (4 / loss) ** (1 / alpha) / 1e6 for loss in (3.0, 2.5)]
+    assert line("effective size / actual size") == ([100], [pytest.approx(sum(ratios) / 2)])
+    assert line("loss on later copies of a held-out passage") == ([100], [pytest.approx(1.375)])
+    assert line("max prefix-matching score") == ([100], [pytest.approx(0.15)])
+    crosses = [t for t in fig.data if t.name == "f = 0" and t.xaxis == panels[
+        "effective size / actual size"]]  # fmt: skip
+    assert len(crosses) == 1 and list(crosses[0].y) == [pytest.approx(1.0)]  # s, on its own law
+    colour = {t.name: t.line.color for t in loss_vs_epochs(agg).data}
+    assert {t.line.color for t in fig.data if t.name == "s, f=0.5"} == {colour["s, f=0.5"]}
 
 
 def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):

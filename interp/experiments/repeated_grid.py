@@ -352,8 +352,8 @@ def results_table(runs: Sequence[GridRun], done: dict[GridRun, dict[str, Any]]) 
 
 
 # per-run measures averaged over seeds by aggregate() (absent columns give NaN)
-MEAN_COLUMNS = ("copy_gain", "prefix_matching_max", "prefix_matching_text", "repeated_loss",
-                "verbatim_repeated")  # fmt: skip
+MEAN_COLUMNS = ("copy_gain", "copy_loss_later", "prefix_matching_max", "prefix_matching_text",
+                "repeated_loss", "verbatim_repeated", "effective_ratio")  # fmt: skip
 
 
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
@@ -415,8 +415,9 @@ def paired_differences(table: pd.DataFrame) -> pd.DataFrame:
 # the columns of the report's table (all of them are in results.json)
 REPORT_COLUMNS = ("size", "run", "seeds", "test_loss_mean", "se", "vs_f0",
                   "vs_unique-fewer-steps", "vs_unique-fewer-steps_se", "vs_unique-same-steps",
-                  "vs_unique-same-steps_se", "copy_gain_mean", "prefix_matching_max_mean",
-                  "repeated_loss_mean", "verbatim_repeated_mean")  # fmt: skip
+                  "vs_unique-same-steps_se", "copy_gain_mean", "copy_loss_later_mean",
+                  "prefix_matching_max_mean", "repeated_loss_mean", "verbatim_repeated_mean",
+                  "effective_ratio_mean")  # fmt: skip
 
 
 def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> Path:

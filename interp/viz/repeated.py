@@ -5,6 +5,7 @@ matching over training."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -121,36 +122,53 @@ def damage_vs_epochs(table: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
+MEASURE_PANELS: tuple[tuple[str, str], ...] = (
+    ("copy_loss_later_mean", "loss on later copies of a held-out passage"),
+    ("copy_gain_mean", "copying gain (loss copy 1 − copies 2+)"),
+    ("prefix_matching_max_mean", "max prefix-matching score"),
+    ("effective_ratio_mean", "effective size / actual size"),
+    ("repeated_loss_mean", "loss on the repeated subset"),
+    ("verbatim_repeated_mean", "repeated subset reproduced verbatim"),
+)
+
+
 def measures_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
-    """Copying gain, prefix matching, loss on the repeated subset and verbatim
-    memorisation vs E (means over seeds), with the f = 0 value as a marker at E = 1."""
-    cols = [
-        ("copy_gain_mean", "copying gain (loss copy 1 − copies 2+)"),
-        ("prefix_matching_max_mean", "max prefix-matching score"),
-        ("repeated_loss_mean", "loss on the repeated subset"),
-        ("verbatim_repeated_mean", "repeated subset reproduced verbatim"),
-    ]
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[c[1] for c in cols])
+    """What repetition does besides test loss, vs E (means over seeds, one
+    colour per (size, f) as in :func:`loss_vs_epochs`), with each size's f = 0
+    value as a black cross at E = 1: Hernandez et al. 2022 §4's copying
+    evaluation (loss on the later copies of a held-out passage and the gain over
+    its first copy), the best head's prefix-matching score, the effective model
+    size as a fraction of the actual one (§3, Fig. 1: the f = 0 power law
+    inverted at the run's test loss; NaN with fewer than two sizes), and loss on
+    and verbatim reproduction of the repeated subset (memorisation)."""
     rep = agg[agg["kind"] == "repeated"]
-    for i, (col, _) in enumerate(cols):
+    if rep.empty:
+        raise ValueError("no repeated-data runs in the table")
+    colors = _group_colors(rep)
+    fig = make_subplots(rows=3, cols=2, subplot_titles=[c[1] for c in MEASURE_PANELS])
+    base = agg[(agg["kind"] == "f0") & agg["size"].isin(set(rep["size"]))]
+    for i, (col, _) in enumerate(MEASURE_PANELS):
         r, c = i // 2 + 1, i % 2 + 1
         for (size, f), d in rep.groupby(["size", "f"]):
-            d = d.sort_values("E")
+            d, name = d.sort_values("E"), f"{size}, f={f:g}"
+            y = d[col] if col in d else [math.nan] * len(d)
             fig.add_trace(
-                go.Scatter(x=d["E"], y=d[col], mode="lines+markers", name=f"{size}, f={f:g}",
-                           legendgroup=f"{size}{f}", showlegend=i == 0),
+                go.Scatter(x=d["E"], y=y, mode="lines+markers", name=name, legendgroup=name,
+                           showlegend=i == 0, line={"color": colors[(size, float(f))]}),
                 row=r, col=c,
             )  # fmt: skip
-        base = agg[(agg["kind"] == "f0") & agg["size"].isin(set(rep["size"]))]
         if col in base and base[col].notna().any():
             fig.add_trace(
                 go.Scatter(x=[1] * len(base), y=base[col], mode="markers", name="f = 0",
-                           marker={"symbol": "x", "color": "black"}, showlegend=i == 0,
-                           text=list(base["size"])),
+                           legendgroup="f = 0", marker={"symbol": "x", "color": "black"},
+                           showlegend=i == 0, text=list(base["size"])),
                 row=r, col=c,
             )  # fmt: skip
     fig.update_xaxes(type="log", title_text="E")
-    fig.update_layout(title=title or "What repetition does to copying and memorisation", height=650)
+    fig.update_layout(
+        title=title or "What repetition does to copying, effective size and memorisation",
+        height=900,
+    )
     return fig
 
 
@@ -196,4 +214,7 @@ def training_curves_by_run(
     return fig
 
 
-__all__ = ["damage_vs_epochs", "loss_vs_epochs", "measures_vs_epochs", "training_curves_by_run"]
+__all__ = [
+    "MEASURE_PANELS", "damage_vs_epochs", "loss_vs_epochs", "measures_vs_epochs",
+    "training_curves_by_run",
+]  # fmt: skip
