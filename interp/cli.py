@@ -411,12 +411,20 @@ def experiment_repeated_data(
             help="Sizes trained at f = 0 only (points for the effective-size fit).",
         ),
     ] = None,
+    report_only: Annotated[
+        bool,
+        typer.Option(
+            "--report-only",
+            help="Train nothing: results and report of the runs finished so far under --out.",
+        ),
+    ] = False,
 ) -> None:
     """Sizes × repeated fraction × repeated epochs × seeds, with f = 0 baselines and
     unique-only controls; writes OUT/results.csv|json and repeated_report.html.
     Relaunching skips finished runs and resumes interrupted ones, so a finer E
-    scan (``--epochs 30 --epochs 300 …``) reuses what is already trained."""
-    from interp.experiments.repeated_grid import aggregate, grid_preset, run_grid
+    scan (``--epochs 30 --epochs 300 …``) reuses what is already trained.
+    ``--report-only`` tabulates a grid still running or partly run."""
+    from interp.experiments.repeated_grid import aggregate, grid_preset, report_grid, run_grid
 
     out = out or Path("runs") / f"repeated-{preset}"
     try:
@@ -424,7 +432,10 @@ def experiment_repeated_data(
             preset, seeds, list(set_ or []), sizes=sizes, fractions=fractions, epochs=epochs,
             baseline_sizes=baseline_sizes,
         )  # fmt: skip
-        table = run_grid(spec, out, jobs=jobs, backend=backend, threads=threads, log=typer.echo)
+        if report_only:
+            table = report_grid(spec, out, log=typer.echo)
+        else:
+            table = run_grid(spec, out, jobs=jobs, backend=backend, threads=threads, log=typer.echo)
     except _USER_ERRORS as exc:
         _fail(exc)
         return

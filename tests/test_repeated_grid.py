@@ -240,6 +240,29 @@ def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):
         ],
     )
     assert r.exit_code == 2 and "another base/overrides" in r.output
+    # --report-only on a grid with one run unfinished: tabulates the rest, trains nothing
+    (victim.path(out) / "summary.json").rename(tmp_path / "summary.json")
+    r = CliRunner().invoke(
+        app, ["experiment", "repeated-data", "--preset", "tiny", "--out", str(out), "--report-only"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "9 of 10 runs finished" in r.output and not (victim.path(out) / "summary.json").exists()
+    partial = pd.read_csv(out / "results.csv")
+    assert len(partial) == 9 and victim.name not in set(partial["run"][partial["seed"] == 0])
+    res = json.loads((out / "results.json").read_text())
+    assert res["missing"] == [str(victim.path(out).relative_to(out))]
+    assert "partial: 1 runs" in (out / "repeated_report.html").read_text()
+    pd.testing.assert_frame_equal(
+        partial.drop(columns=["seconds"]).reset_index(drop=True),
+        table[table["run"].ne(victim.name) | table["seed"].ne(0)]
+        .drop(columns=["seconds"]).reset_index(drop=True),
+    )  # fmt: skip
+    for bad, msg in ((tmp_path / "nowhere", "no grid.json"), (tmp_path, "no grid.json")):
+        r = CliRunner().invoke(
+            app, ["experiment", "repeated-data", "--preset", "tiny", "--out", str(bad),
+                  "--report-only"],
+        )  # fmt: skip
+        assert r.exit_code == 2 and msg in r.output, r.output
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")

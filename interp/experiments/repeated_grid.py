@@ -261,12 +261,9 @@ def run_grid(
     out = Path(out)
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    spec_d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
+    spec_d = _spec_dict(spec)
     if (out / GRID_FILE).exists():
-        before = read_json(out / GRID_FILE)
-        keep = ("base", "overrides", "controls")
-        if {k: before.get(k) for k in keep} != {k: spec_d[k] for k in keep}:
-            raise ConfigError(f"{out} holds a grid with another base/overrides; use a new --out")
+        _check_same_grid(out, spec_d)
     runs = grid_runs(spec)
     for r in runs:  # validate every config before writing or training anything
         run_config(spec, r)
@@ -291,15 +288,59 @@ def run_grid(
     else:
         run_jobs(runs, partial(execute, spec, str(out)), jobs=jobs, threads=threads, on_done=note)
     table = results_table(runs, done)
+    _write_results(out, spec_d, table, {"wall_seconds": time.perf_counter() - t0, "jobs": jobs})
+    return table
+
+
+def report_grid(
+    spec: GridSpec, out: str | Path, *, log: Callable[[str], None] = print
+) -> pd.DataFrame:
+    """The results table, ``results.csv|json`` and report of the runs of
+    ``spec`` that have finished under ``out``, training nothing: read a grid
+    that is still running, or one launched only in part. Unfinished runs are
+    left out and listed under ``missing`` in ``results.json``; a finished run
+    without its head scores gets them (as :func:`execute` would)."""
+    out = Path(out)
+    if not (out / GRID_FILE).exists():
+        raise ConfigError(f"{out} has no {GRID_FILE}: not a repeated-data grid directory")
+    spec_d = _spec_dict(spec)
+    _check_same_grid(out, spec_d)
+    runs = grid_runs(spec)
+    finished = [r for r in runs if (r.path(out) / SUMMARY_FILE).exists()]
+    if not finished:
+        raise ConfigError(f"no run of this grid has finished under {out}")
+    done = {r: execute(spec, str(out), r, None) for r in finished}
+    for r in finished:
+        done[r]["seconds"] = 0.0  # nothing was trained here
+    missing = [str(r.path(out).relative_to(out)) for r in runs if r not in done]
+    log(f"{len(finished)} of {len(runs)} runs finished; {len(missing)} left out")
+    table = results_table(finished, done)
+    _write_results(out, spec_d, table, {"missing": missing}, missing=len(missing))
+    return table
+
+
+def _spec_dict(spec: GridSpec) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
+
+
+def _check_same_grid(out: Path, spec_d: dict[str, Any]) -> None:
+    before = read_json(out / GRID_FILE)
+    keep = ("base", "overrides", "controls")
+    if {k: before.get(k) for k in keep} != {k: spec_d[k] for k in keep}:
+        raise ConfigError(f"{out} holds a grid with another base/overrides; use a new --out")
+
+
+def _write_results(
+    out: Path, spec_d: dict[str, Any], table: pd.DataFrame, extra: dict[str, Any], missing: int = 0
+) -> None:
     table.to_csv(out / "results.csv", index=False)
     summary = aggregate(table)
     atomic_write_json(
         out / "results.json",
-        {"spec": spec_d, "wall_seconds": time.perf_counter() - t0, "jobs": jobs,
-         "rows": table.to_dict(orient="records"), "aggregate": summary.to_dict(orient="records")},
+        {"spec": spec_d, **extra, "rows": table.to_dict(orient="records"),
+         "aggregate": summary.to_dict(orient="records")},
     )  # fmt: skip
-    write_report(out, table, summary)
-    return table
+    write_report(out, table, summary, missing=missing)
 
 
 def _run_ray(spec: GridSpec, runs: list[GridRun], out: str, note: Callable) -> None:
@@ -420,8 +461,9 @@ REPORT_COLUMNS = ("size", "run", "seeds", "test_loss_mean", "se", "vs_f0",
                   "effective_ratio_mean")  # fmt: skip
 
 
-def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> Path:
-    """OUT/repeated_report.html: the figures, then the table of means over seeds."""
+def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame, missing: int = 0) -> Path:
+    """OUT/repeated_report.html: the figures, then the table of means over seeds
+    (``missing``: how many runs of the grid have not finished, said in the intro)."""
     import html
 
     from interp.viz.repeated import (
@@ -436,7 +478,9 @@ def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> Path:
     figs.append(training_curves_by_run(out, table))
     seeds = sorted({int(s) for s in table["seed"]})
     intro = (
-        f"<p>{html.escape(out.name)}: {len(table)} runs, seeds {seeds}. Test loss in nats per "
+        f"<p>{html.escape(out.name)}: {len(table)} runs, seeds {seeds}"
+        + (f" (partial: {missing} runs of the grid not finished)" if missing else "")
+        + ". Test loss in nats per "
         "token of held-out text; differences from f = 0 and from the unique-only controls "
         "are paired by seed (run minus the reference run of its own seed, mean ± s.e. over "
         "the seeds that have both). Every column is in results.csv / results.json.</p>"
@@ -483,5 +527,5 @@ def grid_preset(
 
 __all__ = [
     "CONTROLS", "GRIDS", "GridRun", "GridSpec", "aggregate", "grid_preset", "grid_runs",
-    "paired_differences", "run_grid",
+    "paired_differences", "report_grid", "run_grid",
 ]  # fmt: skip
