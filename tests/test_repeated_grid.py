@@ -189,6 +189,10 @@ def test_measures_figure_plots_effective_size_and_copying_loss_vs_epochs():
     crosses = [t for t in fig.data if t.name == "f = 0" and t.xaxis == panels[
         "effective size / actual size"]]  # fmt: skip
     assert len(crosses) == 1 and list(crosses[0].y) == [pytest.approx(1.0)]  # s, on its own law
+    # one f = 0 legend entry, even when the first panel's column is missing for f = 0
+    agg.loc[agg["kind"] == "f0", MEASURE_PANELS[0][0]] = math.nan
+    shown = [t for t in measures_vs_epochs(agg).data if t.name == "f = 0" and t.showlegend]
+    assert len(shown) == 1
     colour = {t.name: t.line.color for t in loss_vs_epochs(agg).data}
     assert {t.line.color for t in fig.data if t.name == "s, f=0.5"} == {colour["s, f=0.5"]}
 

@@ -147,6 +147,7 @@ def measures_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     colors = _group_colors(rep)
     fig = make_subplots(rows=3, cols=2, subplot_titles=[c[1] for c in MEASURE_PANELS])
     base = agg[(agg["kind"] == "f0") & agg["size"].isin(set(rep["size"]))]
+    base_legend = True  # one "f = 0" legend entry, on the first panel that has f = 0 values
     for i, (col, _) in enumerate(MEASURE_PANELS):
         r, c = i // 2 + 1, i % 2 + 1
         for (size, f), d in rep.groupby(["size", "f"]):
@@ -161,9 +162,10 @@ def measures_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
             fig.add_trace(
                 go.Scatter(x=[1] * len(base), y=base[col], mode="markers", name="f = 0",
                            legendgroup="f = 0", marker={"symbol": "x", "color": "black"},
-                           showlegend=i == 0, text=list(base["size"])),
+                           showlegend=base_legend, text=list(base["size"])),
                 row=r, col=c,
             )  # fmt: skip
+            base_legend = False
     fig.update_xaxes(type="log", title_text="E")
     fig.update_layout(
         title=title or "What repetition does to copying, effective size and memorisation",
