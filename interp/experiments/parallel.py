@@ -9,11 +9,28 @@ must be picklable then: a module-level function or a ``functools.partial`` of on
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
 J = TypeVar("J")
+
+
+def _exit_with_parent(parent: int, poll: float = 0.5) -> None:
+    """Worker initializer: end the worker as soon as the process that started it
+    is gone. Without it a killed ``interp experiment … --jobs N`` leaves its
+    workers running the jobs already queued to them, each holding a core. A run
+    cut short this way is like a killed one: its directory resumes on relaunch."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="interp-parent-watch", daemon=True).start()
 
 
 def run_jobs(
@@ -42,7 +59,12 @@ def run_jobs(
             job = queue.pop(0)
             queue += finish(job, execute(job, threads))
         return done
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=mp.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         pending = {pool.submit(execute, job, 1): job for job in first}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
