@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 
+import numpy
 import pytest
 import torch
 import torch.nn.functional as F
@@ -66,6 +67,10 @@ def test_run_directory_layout(tiny_run):
     assert (tiny_run / "config.json").exists() and (tiny_run / "metrics.jsonl").exists()
     raw = json.loads((tiny_run / "config.json").read_text())
     assert raw["experiment"] == "grokking" and raw["interp_version"]
+    rt = raw["runtime"]
+    assert rt["device"] == "cpu" and isinstance(rt["threads"], int) and rt["threads"] >= 1
+    assert rt["torch"] == torch.__version__ and rt["numpy"] == numpy.__version__
+    assert rt["transformer-lens"][0].isdigit() and rt["python"].startswith("3.")
     assert run.steps == [0, 1, 2, 4, 8, 16, 20, 40, 60]
     for s in run.steps:
         side = json.loads(run.store.sidecar_path(s).read_text())

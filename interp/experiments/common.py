@@ -29,7 +29,7 @@ def prepare_run(
     dev = resolve_device(device)
     n_threads = configure_threads(threads)
     store = RunStore(run_dir)
-    runtime = {"device": str(dev), "threads": n_threads, "torch": torch.__version__}
+    runtime = {"device": str(dev), "threads": n_threads, **library_versions()}
     if store.exists():
         _upgrade_config(store, experiment, cfg)
         before = store.read_config().get("runtime", {})
@@ -42,6 +42,22 @@ def prepare_run(
             )
     store.init(experiment, to_dict(cfg), runtime)
     return store, dev
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the packages whose numerics a run depends on, recorded in
+    ``config.json`` so that a run that does not reproduce in another
+    environment can be traced to a version change."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"torch": torch.__version__, "python": platform.python_version()}
+    for name in ("transformer-lens", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 def _upgrade_config(store: RunStore, experiment: str, cfg: Any) -> None:
