@@ -71,6 +71,7 @@ def test_run_directory_layout(tiny_run):
     assert rt["device"] == "cpu" and isinstance(rt["threads"], int) and rt["threads"] >= 1
     assert rt["torch"] == torch.__version__ and rt["numpy"] == numpy.__version__
     assert rt["transformer-lens"][0].isdigit() and rt["python"].startswith("3.")
+    assert rt["cpu"] and rt["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert run.steps == [0, 1, 2, 4, 8, 16, 20, 40, 60]
     for s in run.steps:
         side = json.loads(run.store.sidecar_path(s).read_text())

@@ -29,7 +29,7 @@ def prepare_run(
     dev = resolve_device(device)
     n_threads = configure_threads(threads)
     store = RunStore(run_dir)
-    runtime = {"device": str(dev), "threads": n_threads, **library_versions()}
+    runtime = {"device": str(dev), "threads": n_threads, **numerics_environment()}
     if store.exists():
         _upgrade_config(store, experiment, cfg)
         before = store.read_config().get("runtime", {})
@@ -44,20 +44,41 @@ def prepare_run(
     return store, dev
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the packages whose numerics a run depends on, recorded in
-    ``config.json`` so that a run that does not reproduce in another
-    environment can be traced to a version change."""
+def numerics_environment() -> dict[str, str]:
+    """What a run's floating-point path depends on besides config and seed:
+    package versions, the CPU model and the SIMD level torch dispatches to
+    (MKL and oneDNN pick kernels by CPU, so the same wheel can round
+    differently on another machine). Recorded in ``config.json`` so that a
+    run that does not reproduce elsewhere can be traced."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"torch": torch.__version__, "python": platform.python_version()}
+    out = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
     for name in ("transformer-lens", "numpy"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform``)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _upgrade_config(store: RunStore, experiment: str, cfg: Any) -> None:
