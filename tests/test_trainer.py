@@ -181,6 +181,32 @@ def test_run_written_before_a_new_config_field_still_resumes(tmp_path):
         grokking.run(grokking.preset("tiny", overrides=["train.lr=1e-3"]), str(path), quiet=True)
 
 
+def test_resume_in_another_setting_warns(tmp_path):
+    """Bit-identity with an uninterrupted run is promised only for the same
+    thread count, device and CPU, so a resume that changes any of them warns,
+    naming what changed; a resume in the same setting does not."""
+    import warnings
+
+    path = tmp_path / "run"
+    cfg = grokking.preset("tiny")
+    grokking.run(cfg, str(path), device="cpu", threads=1, quiet=True, stop_after_step=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grokking.run(cfg, str(path), device="cpu", threads=1, quiet=True, stop_after_step=40)
+    try:  # trains nothing (already at step 40); only the warning is checked
+        with pytest.warns(UserWarning, match=r"threads 1 -> 2"):
+            grokking.run(cfg, str(path), device="cpu", threads=2, quiet=True, stop_after_step=40)
+    finally:
+        torch.set_num_threads(1)
+    conf = json.loads((path / "config.json").read_text())
+    conf["runtime"]["cpu"] = "Some Other CPU"
+    conf["runtime"]["cpu_capability"] = "AVX512"
+    (path / "config.json").write_text(json.dumps(conf))
+    with pytest.warns(UserWarning, match=r"cpu 'Some Other CPU' -> .*cpu_capability 'AVX512'"):
+        res = grokking.run(cfg, str(path), device="cpu", threads=1, quiet=True)
+    assert res.summary["steps"] == 60
+
+
 def test_non_run_directory_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(RunError, match="non-empty directory"):

@@ -23,8 +23,8 @@ def prepare_run(
 
     Raises before anything is written when the device is unavailable or the
     directory holds another config. Warns when a resume uses another thread
-    count or device than the run started with: bit-identity with an
-    uninterrupted run holds only for the same ones.
+    count, device or CPU (model or SIMD level) than the run started with:
+    bit-identity with an uninterrupted run holds only for the same ones.
     """
     dev = resolve_device(device)
     n_threads = configure_threads(threads)
@@ -33,11 +33,17 @@ def prepare_run(
     if store.exists():
         _upgrade_config(store, experiment, cfg)
         before = store.read_config().get("runtime", {})
-        if before and (before.get("threads"), before.get("device")) != (n_threads, str(dev)):
+        changed = [
+            f"{key} {before[key]!r} -> {runtime[key]!r}"
+            for key in ("threads", "device", "cpu", "cpu_capability")
+            if key in before and before[key] != runtime[key]
+        ]
+        if changed:
             warnings.warn(
-                f"{run_dir} was started with {before.get('threads')} thread(s) on "
-                f"{before.get('device')}; resuming with {n_threads} on {dev}. The result is "
-                "bit-identical to an uninterrupted run only with the same thread count and device.",
+                f"{run_dir} was started in another setting than this resume "
+                f"({'; '.join(changed)}). "
+                "The result is bit-identical to an uninterrupted run only with the same thread "
+                "count, device and CPU.",
                 stacklevel=3,
             )
     store.init(experiment, to_dict(cfg), runtime)
