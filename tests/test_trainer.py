@@ -200,9 +200,9 @@ def test_resume_in_another_setting_warns(tmp_path):
         torch.set_num_threads(1)
     conf = json.loads((path / "config.json").read_text())
     conf["runtime"]["cpu"] = "Some Other CPU"
-    conf["runtime"]["cpu_capability"] = "AVX512"
+    conf["runtime"]["cpu_capability"] = "NO-SUCH"  # never the host's, whatever it runs on
     (path / "config.json").write_text(json.dumps(conf))
-    with pytest.warns(UserWarning, match=r"cpu 'Some Other CPU' -> .*cpu_capability 'AVX512'"):
+    with pytest.warns(UserWarning, match=r"cpu 'Some Other CPU' -> .*cpu_capability 'NO-SUCH'"):
         res = grokking.run(cfg, str(path), device="cpu", threads=1, quiet=True)
     assert res.summary["steps"] == 60
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import torch
@@ -56,9 +58,6 @@ def numerics_environment() -> dict[str, str]:
     (MKL and oneDNN pick kernels by CPU, so the same wheel can round
     differently on another machine). Recorded in ``config.json`` so that a
     run that does not reproduce elsewhere can be traced."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -75,8 +74,6 @@ def numerics_environment() -> dict[str, str]:
 
 def _cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform``)."""
-    import platform
-
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
