@@ -119,8 +119,9 @@ def test_loaded_model_reproduces_logged_metrics(tiny_run):
         ["train.batch_size=64", 'train.lr_schedule="cosine"'],
         ['train.grokfast.kind="ema"'],
         ['train.grokfast.kind="ma"', "train.grokfast.window=7"],
+        ["train.readout_only=true"],
     ],
-    ids=["full-batch", "minibatch-cosine", "grokfast-ema", "grokfast-ma"],
+    ids=["full-batch", "minibatch-cosine", "grokfast-ema", "grokfast-ma", "readout"],
 )
 def test_rerun_is_bit_identical_and_kill_resume_equals_uninterrupted(tmp_path, overrides):
     cfg = grokking.preset("tiny", overrides=overrides)

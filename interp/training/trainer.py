@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from interp.config import ConfigError, check_choice, check_float, check_int
 from interp.models import move_to, named_weights
 from interp.models.fused_attention import fused_attention
+from interp.models.readout import check_readout, readout_logits
 from interp.training.grokfast import GrokfastConfig, GrokfastFilter
 from interp.training.schedule import checkpoint_steps, eval_steps
 from interp.training.store import SUMMARY_FILE, RunError, RunStore, atomic_write_json
@@ -58,6 +59,9 @@ class TrainConfig:
     checkpoint_log_early: bool = True
     stop_after_gen: int | None = None
     fused_attention: bool = False
+    # transformer classification: compute the last layer only at the read-out
+    # position (interp.models.readout); same function, other float rounding
+    readout_only: bool = False
 
     def __post_init__(self) -> None:
         check_int("train.steps", self.steps, lo=1, hi=10**9)
@@ -120,6 +124,7 @@ class ClassificationTask:
     test_inputs: Int[Tensor, "n_test ..."]
     test_labels: Int[Tensor, " n_test"]
     position: int | None = -1
+    readout_only: bool = False
 
     def __post_init__(self) -> None:
         if self.train_inputs.shape[0] == 0:
@@ -139,6 +144,7 @@ class ClassificationTask:
             self.test_inputs.to(device),
             self.test_labels.to(device),
             self.position,
+            self.readout_only,
         )
 
     def batch(self, step: int, batch_size: int | None, seed: int) -> tuple[Tensor, Tensor]:
@@ -149,8 +155,11 @@ class ClassificationTask:
         return self.train_inputs[idx], self.train_labels[idx]
 
     def logits(self, model: nn.Module, inputs: Tensor) -> Float[Tensor, "batch classes"]:
-        out = model(inputs)
-        return out if self.position is None else out[:, self.position]
+        if self.position is None:
+            return model(inputs)
+        if self.readout_only:
+            return readout_logits(model, inputs, self.position)
+        return model(inputs)[:, self.position]
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loss_dtype: torch.dtype) -> dict[tuple[str, str], float]:
@@ -301,10 +310,20 @@ def train(
     ``cfg.stop_after_gen = k`` ends the run (with a checkpoint and a summary) at
     the first evaluation ≥ k steps after test accuracy first reached 95%.
     ``cfg.fused_attention`` runs the TL-native attention layers fused while
-    training and evaluating (see :mod:`interp.models.fused_attention`).
+    training and evaluating (see :mod:`interp.models.fused_attention`);
+    ``cfg.readout_only`` computes a classification task's last layer only at
+    its read-out position (see :mod:`interp.models.readout`).
     """
     if not store.exists():
         raise RunError(f"{store.path} has no config.json; create the run with RunStore.init first")
+    if cfg.readout_only:
+        if not isinstance(task, ClassificationTask) or task.position is None:
+            raise ConfigError(
+                "train.readout_only needs a transformer classification task "
+                "(logits read at one position)"
+            )
+        check_readout(model)
+        task = replace(task, readout_only=True)
     with fused_attention(model, cfg.fused_attention):
         dev = resolve_device(device)
         move_to(model, dev)
