@@ -61,8 +61,11 @@ def test_iterative_magnitude_pruning_is_nested_and_exact(dense, tmp_path):
     mask = load_mask(tmp_path / "imp" / tickets.MASK_FILE)
     assert sparsity(mask)["total"] == pytest.approx(0.6, abs=1e-3)
     rates = []
+    runtime = RunStore(tmp_path / "imp").read_config()["runtime"]
+    assert runtime["threads"] >= 1 and runtime["cpu_capability"]
     for k in (1, 2):
         level = RunStore(tmp_path / "imp" / "imp" / f"level{k}")
+        assert level.read_config()["runtime"] == runtime  # recorded, not left empty
         w = level.load_weights(level.steps()[-1])
         kept = {n: w[n] != 0 for n in mask}
         rates.append(sparsity(kept)["total"])

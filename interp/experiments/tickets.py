@@ -241,8 +241,10 @@ def imp_mask(cfg: TicketsConfig, source: Run, store: RunStore, dev: Any, quiet: 
         rate_k = 1.0 - (1.0 - spec.rate) ** (k / spec.imp_levels)
         mask = nested_magnitude_mask(model, mask, rate_k, spec.scope)
         level = RunStore(store.path / "imp" / f"level{k}")
-        level.init(
-            f"{EXPERIMENT}-imp-level", to_dict(cfg) | {"imp_level": k, "imp_rate": rate_k}, {}
+        level.init(  # the same device, threads and CPU as the run that trains it
+            f"{EXPERIMENT}-imp-level",
+            to_dict(cfg) | {"imp_level": k, "imp_rate": rate_k},
+            store.read_config().get("runtime", {}),
         )
         model = make_model(cfg.model, seed=cfg.seed, device="cpu")
         model.load_state_dict(source.store.load_weights(spec.rewind_step))
