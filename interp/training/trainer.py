@@ -117,6 +117,9 @@ class ClassificationTask:
 
     ``position=None`` means the model returns ``[batch, classes]`` already (MLP);
     an int picks that sequence position of ``[batch, pos, vocab]`` (transformer).
+    ``readout_only`` computes those logits with
+    :func:`interp.models.readout.readout_logits` (the trainer sets it from
+    ``train.readout_only``).
     """
 
     train_inputs: Int[Tensor, "n_train ..."]
