@@ -9,7 +9,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp import open_run
 from interp.config import ConfigError
-from interp.experiments import grokking
+from interp.experiments import grokking, induction
 from interp.models import TransformerConfig, make_transformer, named_weights
 from interp.models.readout import check_readout, readout_logits, readout_unsupported
 from interp.training import RunStore, train
@@ -86,11 +86,14 @@ def test_unsupported_architectures_are_refused_with_the_reason(kw, reason):
 
 
 def test_readout_on_a_model_without_a_read_out_position_is_refused(tmp_path):
-    cfg = grokking.preset("cpu-quick-mlp", overrides=["train.readout_only=true", "train.steps=5"])
-    with pytest.raises(ConfigError, match="readout_only needs a transformer classification"):
-        grokking.run(cfg, str(tmp_path / "mlp"), device="cpu", quiet=True)
-    store = RunStore(tmp_path / "mlp")
-    assert store.steps() == [] and not store.metrics_path.exists()
+    over = ["train.readout_only=true", "train.steps=5"]
+    for name, run in [
+        ("mlp", lambda d: grokking.run(grokking.preset("cpu-quick-mlp", overrides=over), d)),
+        ("lm", lambda d: induction.run(induction.preset("tiny", overrides=over), d, quiet=True)),
+    ]:
+        with pytest.raises(ConfigError, match="readout_only needs a transformer classification"):
+            run(str(tmp_path / name))
+        assert not (tmp_path / name).exists()  # refused before the run directory is made
 
 
 def test_readout_training_follows_the_full_forward(tmp_path):

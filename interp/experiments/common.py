@@ -14,7 +14,13 @@ import torch
 from interp.config import ConfigError, apply_overrides, from_dict, to_dict
 from interp.models import make_model
 from interp.training.store import SUMMARY_FILE, RunStore, atomic_write_json
-from interp.training.trainer import TrainResult, configure_threads, resolve_device, train
+from interp.training.trainer import (
+    TrainResult,
+    check_task,
+    configure_threads,
+    resolve_device,
+    train,
+)
 
 
 def prepare_run(
@@ -146,11 +152,13 @@ def run_experiment(
     metric rows into the ``summary.json`` of a finished run.
     """
     cfg = cfg.resolve()
+    task = make_task(cfg)
+    check_task(task, cfg.train)  # before the run directory exists
     store, dev = prepare_run(experiment, cfg, run_dir, device, threads)
     model = make_model(cfg.model, seed=cfg.seed, device=dev)
     result = train(
         model,
-        make_task(cfg),
+        task,
         cfg.train,
         store,
         cfg.seed,

@@ -292,6 +292,16 @@ class TrainResult:
     resumed_from: int | None
 
 
+def check_task(task: Task, cfg: TrainConfig) -> None:
+    """Raise ``ConfigError`` when ``cfg`` cannot train on ``task`` (checked by
+    :func:`train`, and by the experiments before they create a run directory)."""
+    if cfg.readout_only and (not isinstance(task, ClassificationTask) or task.position is None):
+        raise ConfigError(
+            "train.readout_only needs a transformer classification task "
+            "(logits read at one position)"
+        )
+
+
 def train(
     model: nn.Module,
     task: Task,
@@ -319,12 +329,8 @@ def train(
     """
     if not store.exists():
         raise RunError(f"{store.path} has no config.json; create the run with RunStore.init first")
+    check_task(task, cfg)
     if cfg.readout_only:
-        if not isinstance(task, ClassificationTask) or task.position is None:
-            raise ConfigError(
-                "train.readout_only needs a transformer classification task "
-                "(logits read at one position)"
-            )
         check_readout(model)
         task = replace(task, readout_only=True)
     with fused_attention(model, cfg.fused_attention):
