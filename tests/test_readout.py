@@ -9,7 +9,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp import open_run
 from interp.config import ConfigError
-from interp.experiments import grokking, induction
+from interp.experiments import grokking, induction, tickets
 from interp.models import TransformerConfig, make_transformer, named_weights
 from interp.models.readout import check_readout, readout_logits, readout_unsupported
 from interp.training import RunStore, train
@@ -94,6 +94,14 @@ def test_readout_on_a_model_without_a_read_out_position_is_refused(tmp_path):
         with pytest.raises(ConfigError, match="readout_only needs a transformer classification"):
             run(str(tmp_path / name))
         assert not (tmp_path / name).exists()  # refused before the run directory is made
+    # a ticket of an MLP run, asked to train with the read-out path
+    dense = tmp_path / "dense-mlp"
+    mlp = grokking.preset("cpu-quick-mlp", overrides=["train.steps=5"])
+    grokking.run(mlp, str(dense), device="cpu", quiet=True)
+    cfg = tickets.ticket_config(dense, overrides=["train.readout_only=true"])
+    with pytest.raises(ConfigError, match="readout_only needs a transformer classification"):
+        tickets.run(cfg, str(tmp_path / "ticket"), device="cpu", quiet=True)
+    assert not (tmp_path / "ticket").exists()
 
 
 def test_readout_training_follows_the_full_forward(tmp_path):

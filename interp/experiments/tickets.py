@@ -57,7 +57,13 @@ from interp.pruning.masks import (
 )
 from interp.pruning.scores import grasp_scores, snip_scores, synflow_scores
 from interp.training.store import SUMMARY_FILE, Run, RunStore, atomic_write_json, open_run
-from interp.training.trainer import ClassificationTask, TrainConfig, TrainResult, train
+from interp.training.trainer import (
+    ClassificationTask,
+    TrainConfig,
+    TrainResult,
+    check_task,
+    train,
+)
 
 EXPERIMENT = "tickets"
 MASK_FILE = "masks/ticket.safetensors"
@@ -159,6 +165,8 @@ def run(
         raise ConfigError(
             f"{spec.source} step {spec.source_step} changed since this ticket was defined"
         )
+    task = make_task(GrokkingConfig(cfg.seed, cfg.data, cfg.model, cfg.train))
+    check_task(task, cfg.train)  # before the run directory exists
     store, dev = prepare_run(EXPERIMENT, cfg, run_dir, device, threads)
     mask_path = store.path / MASK_FILE
     if mask_path.exists():
@@ -167,10 +175,9 @@ def run(
         if spec.control in PAI:
             rewound = make_model(cfg.model, seed=cfg.seed, device="cpu")
             rewound.load_state_dict(source.store.load_weights(spec.rewind_step))
-            grok = GrokkingConfig(cfg.seed, cfg.data, cfg.model, cfg.train)
-            mask = pai_mask(spec.control, rewound, make_task(grok), spec.rate, spec.scope)
+            mask = pai_mask(spec.control, rewound, task, spec.rate, spec.scope)
         elif spec.imp_levels > 1:
-            mask = imp_mask(cfg, source, store, dev, quiet)
+            mask = imp_mask(cfg, source, store, task, dev, quiet)
         else:
             mask = find_mask(source, spec.source_step, spec.rate, spec.scope)
         if spec.control == "random":  # same per-matrix sparsity, random positions
@@ -192,10 +199,9 @@ def run(
     if spec.control.startswith("dense_"):
         scale = norm_match(model, mask, p=1 if spec.control == "dense_l1" else 2)
         mask = None
-    grok = GrokkingConfig(cfg.seed, cfg.data, cfg.model, cfg.train)
     result = train(
         model,
-        make_task(grok),
+        task,
         cfg.train,
         store,
         cfg.seed,
@@ -224,7 +230,14 @@ def nested_magnitude_mask(
     return mask_from_scores(scores, rate, scope)
 
 
-def imp_mask(cfg: TicketsConfig, source: Run, store: RunStore, dev: Any, quiet: bool) -> Mask:
+def imp_mask(
+    cfg: TicketsConfig,
+    source: Run,
+    store: RunStore,
+    task: ClassificationTask,
+    dev: Any,
+    quiet: bool,
+) -> Mask:
     """Iterative magnitude pruning (Frankle & Carbin 2019 §2, "iterative
     pruning"): ``imp_levels`` rounds of prune → rewind → retrain, removing
     ``1 − (1 − rate)^(k/levels)`` of the weights after round k. Rounds
@@ -232,8 +245,6 @@ def imp_mask(cfg: TicketsConfig, source: Run, store: RunStore, dev: Any, quiet: 
     directories with the same optimiser and budget as the final run); the
     returned mask, at the full ``rate``, comes from the last of them."""
     spec = cfg.ticket
-    grok = GrokkingConfig(cfg.seed, cfg.data, cfg.model, cfg.train)
-    task = make_task(grok)
     model = make_model(cfg.model, seed=cfg.seed, device="cpu")
     model.load_state_dict(source.store.load_weights(spec.source_step))
     mask: Mask | None = None
