@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
 import time
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from plain_model import PlainTransformer
 
 from interp.experiments import grokking
 from interp.models import make_model
@@ -48,33 +47,6 @@ def flops_per_step(cfg: grokking.GrokkingConfig, n_train: int) -> float:
     d, hd, nh, ctx, p = m.d_model, m.d_head, m.n_heads, m.n_ctx, m.d_vocab_out
     per_token = 8 * d * hd * nh + 4 * ctx * hd * nh + 4 * d * m.d_mlp + 2 * d * p
     return 3.0 * per_token * ctx * n_train
-
-
-class PlainTransformer(nn.Module):
-    """The paper model written out by hand: 1 layer, no LayerNorm, ReLU MLP."""
-
-    def __init__(self, cfg: grokking.GrokkingConfig):
-        super().__init__()
-        m = cfg.model
-        self.nh, self.hd = m.n_heads, m.d_head
-        self.embed = nn.Embedding(m.d_vocab, m.d_model)
-        self.pos = nn.Parameter(torch.randn(m.n_ctx, m.d_model) * 0.1)
-        self.qkv = nn.Linear(m.d_model, 3 * m.n_heads * m.d_head)
-        self.o = nn.Linear(m.n_heads * m.d_head, m.d_model)
-        self.mlp_in = nn.Linear(m.d_model, m.d_mlp)
-        self.mlp_out = nn.Linear(m.d_mlp, m.d_model)
-        self.unembed = nn.Linear(m.d_model, m.d_vocab_out)
-        self.register_buffer("mask", torch.triu(torch.ones(m.n_ctx, m.n_ctx, dtype=torch.bool), 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x) + self.pos
-        b, t, _ = h.shape
-        q, k, v = self.qkv(h).view(b, t, 3, self.nh, self.hd).permute(2, 0, 3, 1, 4)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd)
-        att = att.masked_fill(self.mask[:t, :t], float("-inf")).softmax(-1)
-        h = h + self.o((att @ v).transpose(1, 2).reshape(b, t, -1))
-        h = h + self.mlp_out(F.relu(self.mlp_in(h)))
-        return self.unembed(h)
 
 
 def time_ours(cfg, steps: int) -> float:
@@ -105,7 +77,7 @@ def time_ours(cfg, steps: int) -> float:
 def time_plain(cfg, steps: int) -> float:
     task = grokking.make_task(cfg)
     torch.manual_seed(0)
-    model = PlainTransformer(cfg)
+    model = PlainTransformer(cfg.model)
     opt = torch.optim.AdamW(
         model.parameters(),
         lr=cfg.train.lr,

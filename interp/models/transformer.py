@@ -4,6 +4,10 @@
 random weights and no hub access; hook names (``blocks.0.attn.hook_pattern``),
 ``run_with_cache`` and weight views (``W_E``, ``W_Q`` … ``OV``) are TL's.
 The grokking model is Nanda et al. 2023 §3: one layer, no LayerNorm, ReLU MLP.
+TL's native model has no unembedding bias: the bridge holds a zero buffer under
+the name ``unembed.bias`` (saved in checkpoints, never trained, not prunable).
+``tests/test_plain_reference.py`` checks the model and our trainer against a
+from-scratch PyTorch version of the same network step for step.
 """
 
 from __future__ import annotations
@@ -112,9 +116,13 @@ def torch_default_init(model: torch.nn.Module, seed: int) -> None:
     """Re-draw the weights as plain PyTorch modules would initialise them:
     embeddings (``*embed.weight``, not the unembedding) ~ N(0, 1) like
     ``nn.Embedding``; every other matrix and its bias ~ U(±1/√fan_in) like
-    ``nn.Linear``. This is the init of the plain-PyTorch grokking probes in
-    ``shared/reference`` (10× larger embeddings than TL's ~N(0, 0.1²)), which
-    memorise harder and grok later. Seeded by ``seed``; the global RNG is untouched.
+    ``nn.Linear``: embeddings 10× larger than TL's ~N(0, 0.1²). With it the
+    ``cpu-quick-transformer`` model memorises but does not grok within 8,000
+    steps (seeds 0, 1), nor a plain-PyTorch copy within 4,000 (seeds 0–2,
+    ``benchmarks/plain_grokking.py --embed-std 1``), so it is not the init of
+    the reference probes in ``shared/reference``, which grokked in 1,070–1,890
+    steps. Seeded by
+    ``seed``; the global RNG is untouched.
     """
     from interp.models import named_weights
 
