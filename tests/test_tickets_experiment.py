@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from interp.analysis.fourier import run_key_frequencies
 from interp.cli import app
 from interp.config import ConfigError
 from interp.experiments import grokking, ticket_suite, tickets
@@ -191,6 +192,12 @@ def test_across_seeds_counts_checks_and_takes_censored_medians():
             kind = "ticket" if run.startswith("ticket") else run
             rows.append(_row(run, t_gen, kind, t_gen_90=t_90) | {"seed": seed})
     table = pd.DataFrame(rows)
+    # keys among dense's: tickets on both seeds, the random mask on the seed it
+    # reached 95% (no verdict on the other), dense_l1 on neither
+    in_dense = {"ticket-r0.6": [True, True], "random": [None, True], "dense_l1": [False, False]}
+    table["keys_in_dense"] = [
+        in_dense[r.run][r.seed] if r.run in in_dense else None for r in table.itertuples()
+    ]
     for col, src in (("speedup", "t_gen"), ("speedup_90", "t_gen_90")):
         dense = table[table.run == "dense"].set_index("seed")[src]
         table[col] = table["seed"].map(dense) / table[src]
@@ -208,6 +215,10 @@ def test_across_seeds_counts_checks_and_takes_censored_medians():
     assert agg.loc["dense_l1", "median_speedup"] == pytest.approx((1000 / 1900 + 800 / 3000) / 2)
     assert agg.loc["dense_l1", "checks"] == "dense_l1 within 2x of dense: 1/2"
     assert agg.loc["dense", "checks"] == ""  # "dense generalizes" only appears when it fails
+    assert agg.loc["ticket-r0.6", "keys_in_dense"] == "2/2"
+    assert agg.loc["random", "keys_in_dense"] == "1/1"
+    assert agg.loc["dense_l1", "keys_in_dense"] == "0/2"
+    assert agg.loc["dense", "keys_in_dense"] == ""
 
 
 CONTROLS = ["random", "dense_l2", "t_mem", "no_wd"]
@@ -244,6 +255,14 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
         assert (pd.isna(row["t_gen_90"]) and want is None) or row["t_gen_90"] == want
         if pd.notna(row["t_gen_90"]):
             assert row["speedup_90"] == pytest.approx(by.loc["dense", "t_gen_90"] / row["t_gen_90"])
+        # key frequencies of the run's last checkpoint, and whether dense has them all
+        keys = run_key_frequencies(open_run(out / "seed0" / row.name))
+        assert row["key_freqs"] == " ".join(map(str, keys))
+        dense_keys = set(map(int, by.loc["dense", "key_freqs"].split()))
+        if row.name == "dense" or pd.isna(row["t_gen"]):
+            assert pd.isna(row["keys_in_dense"])
+        else:
+            assert bool(row["keys_in_dense"]) == (set(keys) <= dense_keys)
     t_mem_step = by.loc["t_mem", "mask_step"]
     assert t_mem_step >= by.loc["dense", "t_mem"]
     result = json.loads((out / "results.json").read_text())

@@ -15,7 +15,9 @@ run is skipped when the command is launched again)::
     OUT/seed0/no_wd/               the ticket retrained without weight decay
     OUT/seed0/t_mem/               ticket with its mask from the first checkpoint ≥ t_mem
     OUT/results.csv, results.json  one row per (seed, run): steps to 95% and to
-                                   90% test accuracy, speedups at both; checks;
+                                   90% test accuracy, speedups at both, the key
+                                   frequencies of the trained run and whether
+                                   they are among the dense run's; checks;
                                    timings; per run over seeds: runs reaching
                                    95%, median speedups, checks passed
                                    (``across_seeds``)
@@ -160,7 +162,9 @@ class Job:
 
 def execute_job(spec: SuiteSpec, job: Job, threads: int | None) -> dict[str, Any]:
     """Train (or resume, or skip) one job; returns its summary and wall time."""
+    from interp.analysis.fourier import run_key_frequencies
     from interp.experiments import grokking, tickets
+    from interp.training.store import open_run
 
     summary_path = Path(job.run_dir) / SUMMARY_FILE
     t0 = time.perf_counter()
@@ -188,6 +192,7 @@ def execute_job(spec: SuiteSpec, job: Job, threads: int | None) -> dict[str, Any
     summary = read_json(summary_path)
     rows = RunStore(job.run_dir).read_metric_rows()
     summary["t_gen_90"] = first_step_at_or_above(rows, "test", "accuracy", LOW_THRESHOLD)
+    summary["key_freqs"] = run_key_frequencies(open_run(job.run_dir))
     return {"summary": summary, "seconds": time.perf_counter() - t0}
 
 
@@ -353,7 +358,11 @@ def _spec_dict(spec: SuiteSpec) -> dict[str, Any]:
 
 def results_table(jobs: Sequence[Job], done: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per run: t_mem, t_gen, τ = t_gen/t_mem, speedup = dense t_gen / t_gen;
-    ``t_gen_90`` / ``speedup_90``: the same at 90% test accuracy."""
+    ``t_gen_90`` / ``speedup_90``: the same at 90% test accuracy; ``key_freqs``:
+    the frequencies the trained run's logits use (Nanda et al. 2023 §4,
+    :func:`interp.analysis.fourier.run_key_frequencies` at its last
+    checkpoint) and ``keys_in_dense``: whether all of them are among the dense
+    run's (left empty unless both reached 95% test accuracy)."""
     dense = {j.seed: done[j.run_dir]["summary"] for j in jobs if j.kind == "dense"}
     rows = []
     for j in jobs:
@@ -361,6 +370,8 @@ def results_table(jobs: Sequence[Job], done: dict[str, dict[str, Any]]) -> pd.Da
         d_gen = dense[j.seed].get("t_gen")
         t_gen = s.get("t_gen")
         d_90, t_90 = dense[j.seed].get("t_gen_90"), s.get("t_gen_90")
+        keys, d_keys = s.get("key_freqs"), dense[j.seed].get("key_freqs")
+        both = j.kind != "dense" and d_gen and t_gen and keys and d_keys
         rows.append(
             {
                 "seed": j.seed,
@@ -377,6 +388,8 @@ def results_table(jobs: Sequence[Job], done: dict[str, dict[str, Any]]) -> pd.Da
                 "speedup": (d_gen / t_gen) if (d_gen and t_gen) else None,
                 "t_gen_90": t_90,
                 "speedup_90": (d_90 / t_90) if (d_90 and t_90) else None,
+                "key_freqs": " ".join(map(str, keys)) if keys else None,
+                "keys_in_dense": set(keys) <= set(d_keys) if both else None,
                 # not reached: the speedup is below dense t_gen / budget
                 "speedup_upper_bound": (d_gen / s["steps"])
                 if (d_gen and t_gen is None and s.get("steps"))
@@ -430,7 +443,9 @@ def across_seeds(table: pd.DataFrame, checks: Sequence[dict[str, Any]]) -> pd.Da
     """One row per run name over all seeds: how many reached 95% test accuracy,
     the median speedup vs dense (a run that did not reach 95% counts as slower
     than every run that did, so the median is a lower bound when any did not),
-    and for the required checks on that run how many seeds pass.
+    on how many of the seeds where it and dense reached 95% its key
+    frequencies are all among dense's (``keys_in_dense``, "k/n"), and for the
+    required checks on that run how many seeds pass.
 
     Single runs decide little when t_gen is sensitive to the init (README:
     a 1.7% change of init scale moved a norm-matched control's t_gen 2×);
@@ -454,6 +469,9 @@ def across_seeds(table: pd.DataFrame, checks: Sequence[dict[str, Any]]) -> pd.Da
         if "speedup_90" in g:
             reached_90 = g["speedup_90"].notna() & g["t_gen_90"].notna()
             row["median_speedup_90"] = _censored_median(g["speedup_90"], reached_90)
+        if "keys_in_dense" in g:
+            known = g["keys_in_dense"].dropna().astype(bool)
+            row["keys_in_dense"] = f"{int(known.sum())}/{len(known)}" if len(known) else ""
         row["checks"] = "; ".join(f"{k}: {sum(v)}/{len(v)}" for k, v in mine.items())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -490,6 +508,7 @@ def format_results(result: dict[str, Any]) -> str:
         "speedup_90",
         "final_test_accuracy",
         "steps_trained",
+        "key_freqs",
     ]
     lines = [t[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}")]
     lines.append("")
