@@ -320,6 +320,9 @@ def test_mask_step_curve_and_default_steps(tiny_suite, tmp_path):
     assert df["jaccard_with_final"].iloc[-1] == 1.0
     final_ticket = pd.read_csv(out / "results.csv").set_index("run").loc["ticket-r0.6", "t_gen"]
     assert df["t_gen"].iloc[-1] == final_ticket  # same mask, same init, same data: same run
+    results = pd.read_csv(out / "results.csv").set_index("run")
+    for col in ("key_freqs", "keys_in_dense"):  # so the same frequencies, judged the same way
+        assert df[col].iloc[-1] == results.loc["ticket-r0.6", col]
     assert (tmp_path / "c" / "curve.html").exists()
     with pytest.raises(ConfigError, match="no checkpoints at"):
         mask_step_curve(dense.path, tmp_path / "d", steps=[7])

@@ -26,7 +26,14 @@ import pandas as pd
 
 from interp.config import ConfigError
 from interp.experiments.parallel import run_jobs
-from interp.experiments.ticket_suite import Job, SuiteSpec, execute_job, job_line, run_suite
+from interp.experiments.ticket_suite import (
+    Job,
+    SuiteSpec,
+    execute_job,
+    job_line,
+    key_columns,
+    run_suite,
+)
 from interp.training.store import atomic_write_json, atomic_write_text, open_run
 
 REGIME_MODELS = {"transformer": "cpu-quick-transformer", "mlp": "cpu-quick-mlp"}
@@ -110,8 +117,11 @@ def mask_step_curve(
     """Retrain a ticket from each of ``steps`` (default: about ten checkpoints,
     log-spaced, always including the first ones at/after t_mem and t_gen and
     the last); each trains for ``budget × dense t_gen`` steps at most and
-    stops 100 steps after reaching 95% test accuracy. Writes OUT/curve.csv
-    and OUT/curve.html; returns one row per mask step."""
+    stops 100 steps after reaching 95% test accuracy. Each row also has the
+    key frequencies the retrained ticket uses and whether they are all among
+    the dense run's final ones (:func:`ticket_suite.key_columns`). Writes
+    OUT/curve.csv and OUT/curve.html; returns one row per mask step."""
+    from interp.analysis.fourier import run_key_frequencies
     from interp.pruning.overlap import ticket_structure
 
     dense = open_run(dense_dir)
@@ -145,6 +155,7 @@ def mask_step_curve(
     )
     done = {job.run_dir: res for job, res in finished}
     structure = ticket_structure(dense, rate).set_index("step")
+    dense_keys = run_key_frequencies(dense)
     rows = []
     for job in todo:
         s = done[job.run_dir]["summary"]
@@ -158,6 +169,7 @@ def mask_step_curve(
                 **structure.loc[job.source_step, ["jaccard_with_final", "kept_key_frequency_share"]]
                 .astype(float)
                 .to_dict(),
+                **key_columns(s.get("key_freqs"), dense_keys, bool(s.get("t_gen"))),
             }
         )
     df = pd.DataFrame(rows)

@@ -370,8 +370,7 @@ def results_table(jobs: Sequence[Job], done: dict[str, dict[str, Any]]) -> pd.Da
         d_gen = dense[j.seed].get("t_gen")
         t_gen = s.get("t_gen")
         d_90, t_90 = dense[j.seed].get("t_gen_90"), s.get("t_gen_90")
-        keys, d_keys = s.get("key_freqs"), dense[j.seed].get("key_freqs")
-        both = j.kind != "dense" and d_gen and t_gen and keys and d_keys
+        reached = bool(j.kind != "dense" and d_gen and t_gen)
         rows.append(
             {
                 "seed": j.seed,
@@ -388,8 +387,7 @@ def results_table(jobs: Sequence[Job], done: dict[str, dict[str, Any]]) -> pd.Da
                 "speedup": (d_gen / t_gen) if (d_gen and t_gen) else None,
                 "t_gen_90": t_90,
                 "speedup_90": (d_90 / t_90) if (d_90 and t_90) else None,
-                "key_freqs": " ".join(map(str, keys)) if keys else None,
-                "keys_in_dense": set(keys) <= set(d_keys) if both else None,
+                **key_columns(s.get("key_freqs"), dense[j.seed].get("key_freqs"), reached),
                 # not reached: the speedup is below dense t_gen / budget
                 "speedup_upper_bound": (d_gen / s["steps"])
                 if (d_gen and t_gen is None and s.get("steps"))
@@ -399,6 +397,19 @@ def results_table(jobs: Sequence[Job], done: dict[str, dict[str, Any]]) -> pd.Da
             }
         )
     return pd.DataFrame(rows)
+
+
+def key_columns(
+    keys: Sequence[int] | None, dense_keys: Sequence[int] | None, reached: bool
+) -> dict[str, Any]:
+    """``key_freqs`` as text ("4 21 24") and ``keys_in_dense``: whether every one
+    of them is among the dense run's key frequencies — None unless the run and
+    dense both reached 95% test accuracy (``reached``), since the frequencies
+    of a run that has not generalised say little."""
+    return {
+        "key_freqs": " ".join(map(str, keys)) if keys else None,
+        "keys_in_dense": set(keys) <= set(dense_keys) if reached and keys and dense_keys else None,
+    }
 
 
 def check_results(table: pd.DataFrame, spec: SuiteSpec) -> list[dict[str, Any]]:
@@ -536,6 +547,7 @@ __all__ = [
     "check_results",
     "control_jobs",
     "format_results",
+    "key_columns",
     "results_table",
     "run_suite",
     "suite_preset",
