@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from plain_model import PlainTransformer
 
+from interp.config import ConfigError
 from interp.experiments import grokking
+from interp.models import TransformerConfig
 from interp.training.trainer import ACC_THRESHOLD
 
 
@@ -91,7 +93,12 @@ def main() -> None:
         ap.error("--embed-std must be > 0 and --steps >= 1")
     torch.set_num_threads(1)
     for seed in args.seed or [0, 1, 2]:
-        cfg = grokking.preset(args.preset, seed=seed)
+        try:
+            cfg = grokking.preset(args.preset, seed=seed)
+            if not isinstance(cfg.model, TransformerConfig):
+                raise ConfigError(f"preset {args.preset!r} is not a transformer")
+        except ConfigError as exc:
+            ap.error(str(exc))
         print(json.dumps(run(cfg, args.embed_std, args.steps)), flush=True)
 
 
