@@ -51,7 +51,7 @@ import pandas as pd
 
 from interp.config import ConfigError
 from interp.experiments.parallel import run_jobs
-from interp.training.store import SUMMARY_FILE, RunStore, atomic_write_json, read_json
+from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
 from interp.training.trainer import first_step_at_or_above
 
 # a second, lower bar for "generalised": steps to 95% can hinge on a run that
@@ -190,9 +190,10 @@ def execute_job(spec: SuiteSpec, job: Job, threads: int | None) -> dict[str, Any
         if not summary_path.exists():
             tickets.run(cfg, job.run_dir, threads=threads, quiet=True)
     summary = read_json(summary_path)
-    rows = RunStore(job.run_dir).read_metric_rows()
+    run = open_run(job.run_dir)
+    rows = run.store.read_metric_rows()
     summary["t_gen_90"] = first_step_at_or_above(rows, "test", "accuracy", LOW_THRESHOLD)
-    summary["key_freqs"] = run_key_frequencies(open_run(job.run_dir))
+    summary["key_freqs"] = run_key_frequencies(run)
     return {"summary": summary, "seconds": time.perf_counter() - t0}
 
 
