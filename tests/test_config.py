@@ -93,6 +93,10 @@ def test_overrides_apply_and_revalidate():
     assert cfg.train.betas == (0.8, 0.9)
     with pytest.raises(ConfigError, match="train.lr"):
         preset("cpu-quick", overrides=["train.lr=-1"])
+    assert preset("cpu-quick", overrides=["train.stop_accuracy=0.99"]).train.stop_accuracy == 0.99
+    for bad in ("0", "1.5"):
+        with pytest.raises(ConfigError, match="train.stop_accuracy"):
+            preset("cpu-quick", overrides=[f"train.stop_accuracy={bad}"])
 
 
 def test_unknown_override_keys_are_errors():

@@ -20,7 +20,7 @@ from interp.models import MLPConfig, TransformerConfig, make_mlp, make_transform
 from interp.pruning import load_mask, sparsity
 from interp.pruning.scores import synflow_scores
 from interp.training.store import RunStore, open_run
-from interp.training.trainer import ClassificationTask, TrainConfig, train
+from interp.training.trainer import ClassificationTask, TrainConfig, first_step_at_or_above, train
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,16 @@ def _easy_task() -> ClassificationTask:
     return ClassificationTask(x, y, x, y, None)  # test = train: generalises when it fits
 
 
-def test_stop_after_gen_ends_the_run_and_resumes_to_the_same_step(tmp_path):
-    cfg = TrainConfig(steps=2000, lr=1e-2, weight_decay=0.0, eval_every=5, stop_after_gen=20)
+@pytest.mark.parametrize("stop_accuracy", [0.95, 1.0])
+def test_stop_after_gen_ends_the_run_and_resumes_to_the_same_step(tmp_path, stop_accuracy):
+    cfg = TrainConfig(
+        steps=2000,
+        lr=1e-2,
+        weight_decay=0.0,
+        eval_every=5,
+        stop_after_gen=20,
+        stop_accuracy=stop_accuracy,
+    )
     mcfg = MLPConfig(n_tokens=7, d_out=7, d_embed=16, d_hidden=32)
 
     def fit(path, stop=None):
@@ -96,11 +104,16 @@ def test_stop_after_gen_ends_the_run_and_resumes_to_the_same_step(tmp_path):
         return train(model, _easy_task(), cfg, store, 0, quiet=True, stop_after_step=stop)
 
     res = fit(tmp_path / "a")
-    t_gen = res.summary["t_gen"]
-    end = res.summary["steps"]  # the first evaluation >= 20 steps after t_gen
-    assert t_gen is not None and t_gen + 20 <= end < t_gen + 25
+    t_gen = res.summary["t_gen"]  # always at 95% test accuracy
+    rows = RunStore(tmp_path / "a").read_metric_rows()
+    start = first_step_at_or_above(rows, "test", "accuracy", stop_accuracy)
+    assert t_gen == first_step_at_or_above(rows, "test", "accuracy", 0.95)
+    if stop_accuracy == 1.0:
+        assert start > t_gen  # else this case would not test the threshold
+    end = res.summary["steps"]  # the first evaluation >= 20 steps after `start`
+    assert start is not None and start + 20 <= end < start + 25
     assert RunStore(tmp_path / "a").steps()[-1] == end  # with a checkpoint there
-    fit(tmp_path / "b", stop=t_gen + 7)  # killed after generalising
+    fit(tmp_path / "b", stop=start + 7)  # killed after reaching the threshold
     again = fit(tmp_path / "b")
     assert again.summary["steps"] == end
     a, b = RunStore(tmp_path / "a"), RunStore(tmp_path / "b")
@@ -265,6 +278,13 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
             assert bool(row["keys_in_dense"]) == (set(keys) <= dense_keys)
     t_mem_step = by.loc["t_mem", "mask_step"]
     assert t_mem_step >= by.loc["dense", "t_mem"]
+    # dense is pruned "after perfect generalization": it stopped at the first
+    # evaluation dense_stop_after_gen steps after reaching dense_stop_accuracy
+    rows = open_run(out / "seed0" / "dense").store.read_metric_rows()
+    full = first_step_at_or_above(rows, "test", "accuracy", spec.dense_stop_accuracy)
+    assert full is not None and full > dense_t_gen  # else 95% and 99% would not differ
+    stop = by.loc["dense", "steps_trained"]
+    assert full + spec.dense_stop_after_gen <= stop < full + spec.dense_stop_after_gen + 10
     result = json.loads((out / "results.json").read_text())
     checks = {c["check"] for c in result["checks"]}
     assert checks == {

@@ -7,7 +7,8 @@ run is skipped when the command is launched again)::
 
     OUT/suite.json                 the suite spec (a relaunch must match it)
     OUT/seed0/dense/               grokking run, stopped dense_stop_after_gen
-                                   steps after test accuracy first reaches 95%
+                                   steps after test accuracy first reaches
+                                   dense_stop_accuracy (99%), or at its step cap
     OUT/seed0/ticket-r0.6/         tickets at each rate (mask from dense's last checkpoint)
     OUT/seed0/random/              random mask, the ticket's per-matrix sparsity
     OUT/seed0/dense_l1/ dense_l2/  norm-matched dense controls
@@ -78,6 +79,9 @@ class SuiteSpec:
     rate: float = 0.6
     controls: tuple[str, ...] = CONTROL_RUNS
     dense_stop_after_gen: int = 500
+    # prune "after perfect generalization" (Minegishi et al., abstract): dense
+    # trains until test accuracy reaches this, then dense_stop_after_gen steps
+    dense_stop_accuracy: float = 0.99
     stop_after_gen: int = 100
     cap: float = 1.0
     norm_cap: float = 2.0
@@ -97,6 +101,10 @@ class SuiteSpec:
                 raise ConfigError(f"rates must be in (0, 1) (fraction removed), got {r}")
         if not self.seeds:
             raise ConfigError("seeds must not be empty")
+        if not 0.0 < self.dense_stop_accuracy <= 1.0:
+            raise ConfigError(
+                f"dense_stop_accuracy must be in (0, 1], got {self.dense_stop_accuracy}"
+            )
         if self.cap < 1.0 or self.norm_cap < 2.0:
             raise ConfigError("cap must be >= 1 and norm_cap >= 2 for the required comparisons")
 
@@ -172,7 +180,11 @@ def execute_job(spec: SuiteSpec, job: Job, threads: int | None) -> dict[str, Any
         cfg = grokking.preset(
             spec.dense_preset,
             seed=job.seed,
-            overrides=[*spec.dense_overrides, f"train.stop_after_gen={spec.dense_stop_after_gen}"],
+            overrides=[
+                *spec.dense_overrides,
+                f"train.stop_after_gen={spec.dense_stop_after_gen}",
+                f"train.stop_accuracy={spec.dense_stop_accuracy}",
+            ],
         )
         if not summary_path.exists():
             grokking.run(cfg, job.run_dir, threads=threads, quiet=True)

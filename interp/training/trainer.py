@@ -58,6 +58,8 @@ class TrainConfig:
     checkpoint_every: int = 100
     checkpoint_log_early: bool = True
     stop_after_gen: int | None = None
+    # the test accuracy stop_after_gen counts from (t_gen itself stays at 95%)
+    stop_accuracy: float = ACC_THRESHOLD
     fused_attention: bool = False
     # transformer classification: compute the last layer only at the read-out
     # position (interp.models.readout); same function, other float rounding
@@ -84,6 +86,7 @@ class TrainConfig:
         check_int("train.checkpoint_every", self.checkpoint_every, lo=1)
         if self.stop_after_gen is not None:
             check_int("train.stop_after_gen", self.stop_after_gen, lo=0)
+        check_float("train.stop_accuracy", self.stop_accuracy, 0.0, 1.0, lo_open=True)
 
     def lr_at(self, step: int) -> float:
         """Learning rate of the update that produces ``step`` (1-based)."""
@@ -321,7 +324,8 @@ def train(
     matches), training resumes from the last one. ``stop_after_step`` ends the
     loop early without a summary (used to simulate a killed run in tests).
     ``cfg.stop_after_gen = k`` ends the run (with a checkpoint and a summary) at
-    the first evaluation ≥ k steps after test accuracy first reached 95%.
+    the first evaluation ≥ k steps after test accuracy first reached
+    ``cfg.stop_accuracy`` (default 95%, the t_gen threshold).
     ``cfg.fused_attention`` runs the TL-native attention layers fused while
     training and evaluating (see :mod:`interp.models.fused_attention`);
     ``cfg.readout_only`` computes a classification task's last layer only at
@@ -376,10 +380,10 @@ def train(
             resumed_from = start
         elif store.metrics_path.exists():
             store.truncate_metrics(-1)
-        gen_step = None
+        stop_from = None
         if cfg.stop_after_gen is not None and existing:
-            gen_step = first_step_at_or_above(
-                store.read_metric_rows(), "test", "accuracy", ACC_THRESHOLD
+            stop_from = first_step_at_or_above(
+                store.read_metric_rows(), "test", "accuracy", cfg.stop_accuracy
             )
 
         def save(step: int, metrics: dict[tuple[str, str], float]) -> None:
@@ -409,7 +413,7 @@ def train(
         model.train()
         last = cfg.steps
         first = start + 1
-        if gen_step is not None and start >= gen_step + (cfg.stop_after_gen or 0):
+        if stop_from is not None and start >= stop_from + (cfg.stop_after_gen or 0):
             first, last = cfg.steps + 1, start  # it had already stopped after generalising
         for step in range(first, cfg.steps + 1):
             for group in opt.param_groups:
@@ -435,12 +439,12 @@ def train(
             if step in eval_set:
                 res = evaluate(step)
                 _postfix(bar, res)
-                if gen_step is None and res.get(("test", "accuracy"), 0.0) >= ACC_THRESHOLD:
-                    gen_step = step
+                if stop_from is None and res.get(("test", "accuracy"), 0.0) >= cfg.stop_accuracy:
+                    stop_from = step
                 stop = (
                     cfg.stop_after_gen is not None
-                    and gen_step is not None
-                    and step >= gen_step + cfg.stop_after_gen
+                    and stop_from is not None
+                    and step >= stop_from + cfg.stop_after_gen
                 )
                 if step in ckpt_set or stop:
                     save(step, res)
