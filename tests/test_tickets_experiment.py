@@ -259,6 +259,8 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
         if pd.notna(row["t_gen"]):
             assert row["speedup"] == pytest.approx(dense_t_gen / row["t_gen"])
             assert row["t_gen_90"] <= row["t_gen"]
+            if row.name != "dense":  # stops at 95% + stop_after_gen, not at dense's 99%
+                assert row["steps_trained"] < row["t_gen"] + spec.stop_after_gen + 10
         else:
             assert pd.isna(row["speedup"]) and row["speedup_upper_bound"] > 0
         # steps to 90% test accuracy, read back from the run's own metrics

@@ -35,6 +35,7 @@ from interp.experiments.ticket_suite import (
     run_suite,
 )
 from interp.training.store import atomic_write_json, atomic_write_text, open_run
+from interp.training.trainer import ACC_THRESHOLD
 
 REGIME_MODELS = {"transformer": "cpu-quick-transformer", "mlp": "cpu-quick-mlp"}
 REGIME_LRS = {"transformer": (3e-3, 6e-3, 1e-2), "mlp": (1e-3, 3e-3, 1e-2)}
@@ -147,7 +148,11 @@ def mask_step_curve(
             "ticket",
             rate,
             s,
-            (f"train.steps={cap}", "train.stop_after_gen=100"),
+            (
+                f"train.steps={cap}",
+                "train.stop_after_gen=100",
+                f"train.stop_accuracy={ACC_THRESHOLD}",  # not the dense run's
+            ),
             str(dense.path),
         )
         for s in steps

@@ -53,7 +53,7 @@ import pandas as pd
 from interp.config import ConfigError
 from interp.experiments.parallel import run_jobs
 from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
-from interp.training.trainer import first_step_at_or_above
+from interp.training.trainer import ACC_THRESHOLD, first_step_at_or_above
 
 # a second, lower bar for "generalised": steps to 95% can hinge on a run that
 # sits just under 95% for thousands of steps (README, tickets section)
@@ -229,7 +229,8 @@ def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, An
 
     run = open_run(seed_dir / "dense")
     jobs = []
-    stop = f"train.stop_after_gen={spec.stop_after_gen}"
+    # the dense run's stop_accuracy (99%) is not inherited: these stop at 95%
+    stop = (f"train.stop_after_gen={spec.stop_after_gen}", f"train.stop_accuracy={ACC_THRESHOLD}")
     norm_steps = f"train.steps={_cap(spec, spec.norm_cap, dense)}"
     steps = f"train.steps={_cap(spec, spec.cap, dense)}"
     for r in spec.rates:
@@ -242,13 +243,13 @@ def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, An
                 "ticket",
                 r,
                 None,
-                (norm_steps, stop),
+                (norm_steps, *stop),
             )
         )
     for c in spec.controls:
         d = str(seed_dir / c)
         if c in ("dense_l1", "dense_l2"):
-            jobs.append(Job(c, seed, d, c, c, spec.rate, None, (norm_steps, stop)))
+            jobs.append(Job(c, seed, d, c, c, spec.rate, None, (norm_steps, *stop)))
         elif c == "no_wd":
             jobs.append(
                 Job(
@@ -259,16 +260,16 @@ def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, An
                     "ticket",
                     spec.rate,
                     None,
-                    (steps, stop, "train.weight_decay=0.0"),
+                    (steps, *stop, "train.weight_decay=0.0"),
                 )
             )
         elif c == "t_mem":
             t_mem = dense.get("t_mem")
             after = [s for s in run.steps if t_mem is not None and s >= t_mem]
             if after:
-                jobs.append(Job(c, seed, d, c, "ticket", spec.rate, after[0], (steps, stop)))
+                jobs.append(Job(c, seed, d, c, "ticket", spec.rate, after[0], (steps, *stop)))
         else:
-            jobs.append(Job(c, seed, d, c, c, spec.rate, None, (steps, stop)))
+            jobs.append(Job(c, seed, d, c, c, spec.rate, None, (steps, *stop)))
     return jobs
 
 
