@@ -14,7 +14,7 @@ Presets:
   d_mlp 256, lr 6e-3, wd 1, 2000 steps; groks in well under a minute on
   2 cores (t_gen 400-1210 steps for seeds 0-2; README).
 * ``cpu-quick-transformer`` — ``cpu-quick`` at lr 3e-3 (up to 8000 steps):
-  a longer grokking delay (t_gen 970–3270 steps over seeds 0–9), the
+  a longer grokking delay (t_gen 970–3290 steps over seeds 0–9), the
   dense run of the tickets experiment's ``cpu-quick`` preset (at lr 6e-3 the
   dense run groks so soon after memorising that a ticket has little to skip).
   Trains with ``train.readout_only`` (the last layer computed only at ``=``,
