@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from interp.analysis.fourier import run_key_frequencies
 from interp.cli import app
-from interp.config import ConfigError
+from interp.config import ConfigError, apply_overrides
 from interp.experiments import grokking, ticket_suite, tickets
 from interp.models import MLPConfig, TransformerConfig, make_mlp, make_transformer, named_weights
 from interp.pruning import load_mask, sparsity
@@ -160,6 +160,17 @@ def _row(run, t_gen, kind=None, steps=5000, t_gen_90=None):
         "t_gen_90": t_gen_90,
         "steps_trained": steps,
     }
+
+
+def test_suite_spec_dense_stop_and_ticket_stop():
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="dense_stop_accuracy"):
+            ticket_suite.SuiteSpec(dense_preset="tiny", dense_stop_accuracy=bad)
+    spec = ticket_suite.SuiteSpec(dense_preset="tiny", stop_after_gen=30)
+    # tickets and controls stop at t_gen's 95%, whatever the dense run stopped at
+    cfg = grokking.preset("tiny", overrides=[f"train.stop_accuracy={spec.dense_stop_accuracy}"])
+    cfg = apply_overrides(cfg, ticket_suite.ticket_stop(spec))
+    assert (cfg.train.stop_after_gen, cfg.train.stop_accuracy) == (30, 0.95)
 
 
 def test_required_checks_on_known_tables():

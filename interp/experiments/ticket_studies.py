@@ -33,9 +33,9 @@ from interp.experiments.ticket_suite import (
     job_line,
     key_columns,
     run_suite,
+    ticket_stop,
 )
 from interp.training.store import atomic_write_json, atomic_write_text, open_run
-from interp.training.trainer import ACC_THRESHOLD
 
 REGIME_MODELS = {"transformer": "cpu-quick-transformer", "mlp": "cpu-quick-mlp"}
 REGIME_LRS = {"transformer": (3e-3, 6e-3, 1e-2), "mlp": (1e-3, 3e-3, 1e-2)}
@@ -148,11 +148,7 @@ def mask_step_curve(
             "ticket",
             rate,
             s,
-            (
-                f"train.steps={cap}",
-                "train.stop_after_gen=100",
-                f"train.stop_accuracy={ACC_THRESHOLD}",  # not the dense run's
-            ),
+            (f"train.steps={cap}", *ticket_stop(spec)),
             str(dense.path),
         )
         for s in steps

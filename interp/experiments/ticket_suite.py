@@ -50,7 +50,7 @@ from typing import Any
 
 import pandas as pd
 
-from interp.config import ConfigError
+from interp.config import ConfigError, check_float
 from interp.experiments.parallel import run_jobs
 from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
 from interp.training.trainer import ACC_THRESHOLD, first_step_at_or_above
@@ -101,10 +101,7 @@ class SuiteSpec:
                 raise ConfigError(f"rates must be in (0, 1) (fraction removed), got {r}")
         if not self.seeds:
             raise ConfigError("seeds must not be empty")
-        if not 0.0 < self.dense_stop_accuracy <= 1.0:
-            raise ConfigError(
-                f"dense_stop_accuracy must be in (0, 1], got {self.dense_stop_accuracy}"
-            )
+        check_float("dense_stop_accuracy", self.dense_stop_accuracy, 0.0, 1.0, lo_open=True)
         if self.cap < 1.0 or self.norm_cap < 2.0:
             raise ConfigError("cap must be >= 1 and norm_cap >= 2 for the required comparisons")
 
@@ -223,14 +220,20 @@ def _cap(spec: SuiteSpec, factor: float, dense: dict[str, Any]) -> int:
     return max(1, base + spec.stop_after_gen)
 
 
+def ticket_stop(spec: SuiteSpec) -> tuple[str, ...]:
+    """Overrides that end a ticket or control run ``spec.stop_after_gen`` steps
+    after 95% test accuracy (t_gen), not at the dense run's ``stop_accuracy``,
+    which its config would otherwise inherit."""
+    return (f"train.stop_after_gen={spec.stop_after_gen}", f"train.stop_accuracy={ACC_THRESHOLD}")
+
+
 def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, Any]) -> list[Job]:
     """The tickets and controls of one seed, given its finished dense run."""
     from interp.training.store import open_run
 
     run = open_run(seed_dir / "dense")
     jobs = []
-    # the dense run's stop_accuracy (99%) is not inherited: these stop at 95%
-    stop = (f"train.stop_after_gen={spec.stop_after_gen}", f"train.stop_accuracy={ACC_THRESHOLD}")
+    stop = ticket_stop(spec)
     norm_steps = f"train.steps={_cap(spec, spec.norm_cap, dense)}"
     steps = f"train.steps={_cap(spec, spec.cap, dense)}"
     for r in spec.rates:
