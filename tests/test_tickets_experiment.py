@@ -383,6 +383,8 @@ def test_regime_sweep_rows_and_figure(tmp_path):
         ).read_text()
     )
     assert cfg["config"]["train"]["lr"] == 1e-2  # the sweep's lr reached the dense run
+    # pruned after 99% like the tickets experiment's dense run
+    assert cfg["config"]["train"]["stop_accuracy"] == 0.99
     assert (tmp_path / "regimes" / "regimes.html").exists()
     with pytest.raises(ConfigError, match="unknown model"):
         regime_sweep(tmp_path / "x", models=["cnn"], log=lambda line: None)
