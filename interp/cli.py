@@ -275,6 +275,12 @@ experiment_app = typer.Typer(
 app.add_typer(experiment_app, name="experiment")
 
 
+_PRUNE_HELP = (
+    "Prune the dense run 500 steps after it reaches this test accuracy (or at its "
+    "step cap); 0.95 is the procedure used before 2026-12-02"
+)
+
+
 @experiment_app.command("tickets")
 def experiment_tickets(
     preset: Annotated[str, typer.Option(help="cpu-quick | paper | tiny")] = "cpu-quick",
@@ -297,6 +303,10 @@ def experiment_tickets(
         list[str] | None,
         typer.Option("--set", help="Override of the dense run, e.g. train.lr=3e-3."),
     ] = None,
+    dense_stop_accuracy: Annotated[
+        float | None,
+        typer.Option(help=_PRUNE_HELP + " (default 0.99)"),
+    ] = None,
 ) -> None:
     """Dense run, tickets at several rates, random / PaI / norm-matched / no-WD /
     t_mem controls; prints the results table and the required checks, writes
@@ -305,7 +315,7 @@ def experiment_tickets(
     from interp.experiments.ticket_suite import format_results, run_suite, suite_preset
 
     try:
-        spec = suite_preset(preset, seeds, list(set_ or []), control)
+        spec = suite_preset(preset, seeds, list(set_ or []), control, dense_stop_accuracy)
         result = run_suite(
             spec,
             out or Path("runs") / f"tickets-{preset}",
@@ -333,6 +343,7 @@ def experiment_ticket_regimes(
         list[float] | None, typer.Option(help="Learning rates (default: three per model).")
     ] = None,
     jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
+    dense_stop_accuracy: Annotated[float, typer.Option(help=_PRUNE_HELP)] = 0.99,
 ) -> None:
     """Ticket speedup vs the dense run's grokking delay t_gen/t_mem, over learning
     rates, for the 1-layer transformer and the MLP; writes OUT/regimes.csv|html."""
@@ -341,7 +352,15 @@ def experiment_ticket_regimes(
     models = list(model or ["transformer", "mlp"])
     try:
         lrs = {m: tuple(lr) for m in models} if lr else {m: REGIME_LRS.get(m, ()) for m in models}
-        df = regime_sweep(out, models, lrs, list(seeds or [0, 1, 2]), jobs=jobs, log=typer.echo)
+        df = regime_sweep(
+            out,
+            models,
+            lrs,
+            list(seeds or [0, 1, 2]),
+            jobs=jobs,
+            log=typer.echo,
+            dense_stop_accuracy=dense_stop_accuracy,
+        )
     except _USER_ERRORS as exc:
         _fail(exc)
         return

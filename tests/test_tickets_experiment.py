@@ -411,3 +411,17 @@ def test_run_jobs_runs_follow_ups_in_order_or_in_workers(jobs):
     assert sorted(seen) == [1, 2, 10] and [j for j, _ in done] == seen
     if jobs == 1:
         assert seen == [1, 2, 10]
+
+
+def test_dense_stop_accuracy_option(tmp_path):
+    """--dense-stop-accuracy reaches the suite spec; bad values fail before any
+    directory is made, in both commands."""
+    assert ticket_suite.suite_preset("tiny").dense_stop_accuracy == 0.99
+    spec = ticket_suite.suite_preset("tiny", dense_stop_accuracy=0.95)
+    assert spec.dense_stop_accuracy == 0.95 and spec.dense_preset == "tiny"
+    for cmd in (["tickets", "--preset", "tiny"], ["ticket-regimes"]):
+        out = tmp_path / cmd[0]
+        args = ["experiment", *cmd, "--out", str(out), "--dense-stop-accuracy", "1.5"]
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code != 0 and "dense_stop_accuracy must be in" in r.output, r.output
+        assert not out.exists()

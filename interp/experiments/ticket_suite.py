@@ -133,9 +133,11 @@ def suite_preset(
     seeds: Sequence[int] | None = None,
     overrides: Sequence[str] = (),
     controls: Sequence[str] | None = None,
+    dense_stop_accuracy: float | None = None,
 ) -> SuiteSpec:
-    """Preset ``name`` with ``seeds``, extra dense-run overrides and (optionally)
-    a subset of the controls."""
+    """Preset ``name`` with ``seeds``, extra dense-run overrides, (optionally)
+    a subset of the controls and the test accuracy after which the dense run
+    is pruned (default the preset's 0.99)."""
     if name not in PRESETS:
         raise ConfigError(
             f"unknown tickets-experiment preset {name!r}; choose from {sorted(PRESETS)}"
@@ -147,6 +149,8 @@ def suite_preset(
         spec = replace(spec, dense_overrides=spec.dense_overrides + tuple(overrides))
     if controls is not None:
         spec = replace(spec, controls=tuple(controls))
+    if dense_stop_accuracy is not None:
+        spec = replace(spec, dense_stop_accuracy=dense_stop_accuracy)
     return spec
 
 
