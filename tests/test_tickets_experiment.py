@@ -316,6 +316,9 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
     assert (out / "seed0" / "random" / "summary.json").stat().st_mtime_ns == stamp  # skipped
     r = CliRunner().invoke(app, [*args, "--set", "train.lr=3e-2"])
     assert r.exit_code == 2 and "another spec" in r.output
+    # names what differs: the extra override and the default (full) control list
+    assert "train.lr=3e-2" in r.output and "controls: " in r.output
+    assert "seeds" not in r.output and "rates" not in r.output
     r = CliRunner().invoke(app, ["experiment", "tickets", "--preset", "nope", "--out", str(out)])
     assert r.exit_code == 2 and "unknown tickets-experiment preset" in r.output
 

@@ -295,11 +295,17 @@ def run_suite(
     spec_dict = _spec_dict(spec)
     if (out / SUITE_FILE).exists():
         before = read_json(out / SUITE_FILE)
-        same = {k: v for k, v in before.items() if k != "seeds"}
-        if same != {k: v for k, v in spec_dict.items() if k != "seeds"}:
+        differ = sorted(
+            k
+            for k in set(before) | set(spec_dict)
+            if k != "seeds" and before.get(k) != spec_dict.get(k)
+        )
+        if differ:
+            diff = "; ".join(
+                f"{k}: {before.get(k)!r} there, {spec_dict.get(k)!r} now" for k in differ
+            )
             raise ConfigError(
-                f"{out} holds a tickets experiment with another spec; use a new --out "
-                f"(existing: {before})"
+                f"{out} holds a tickets experiment with another spec ({diff}); use a new --out"
             )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / SUITE_FILE, spec_dict)
