@@ -428,3 +428,42 @@ def test_dense_stop_accuracy_option(tmp_path):
         r = CliRunner().invoke(app, args)
         assert r.exit_code != 0 and "dense_stop_accuracy must be in" in r.output, r.output
         assert not out.exists()
+
+
+def test_figures_draw_not_reached_runs_at_their_bound():
+    from interp.viz.tickets import regime_figure, speedup_bars
+
+    regimes = pd.DataFrame(
+        {
+            "model": ["mlp", "mlp", "transformer"],
+            "delay": [20.0, 30.0, 10.0],
+            "speedup": [2.0, None, 4.0],
+            "speedup_upper_bound": [None, 0.9, None],
+            "label": ["a", "b", "c"],
+        }
+    )
+    fig = regime_figure(regimes)
+    marked = {
+        t.name: (list(t.x), list(t.y)) for t in fig.data if t.marker.symbol == "triangle-down-open"
+    }
+    assert marked == {"mlp: not reached (< bound)": ([30.0], [0.9])}
+    with_lr = regime_figure(regimes.assign(lr=[1e-3, 1e-2, 1e-3]))
+    names = {t.name for t in with_lr.data}
+    assert {"mlp lr 0.001", "mlp lr 0.01: not reached (< bound)", "transformer lr 0.001"} <= names
+    dots = {
+        t.name: list(t.y)
+        for t in fig.data
+        if t.mode == "markers" and t.name in regimes.model.values
+    }
+    assert dots == {"mlp": [2.0], "transformer": [4.0]}
+    suite = pd.DataFrame(
+        {
+            "seed": [0, 0, 0],
+            "run": ["dense", "ticket-r0.6", "random"],
+            "speedup": [1.0, 5.0, None],
+            "speedup_upper_bound": [None, None, 1.0],
+        }
+    )
+    bars = speedup_bars(suite)
+    (nr,) = [t for t in bars.data if t.marker.symbol == "triangle-down-open"]
+    assert (list(nr.x), list(nr.y)) == (["random"], [1.0])

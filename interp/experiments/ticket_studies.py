@@ -96,6 +96,8 @@ def regime_sweep(
                         "delay": delay,
                         "ticket_t_gen": ticket["t_gen"],
                         "speedup": ticket["speedup"],
+                        # when the ticket never reached 95%: its speedup is below this
+                        "speedup_upper_bound": ticket["speedup_upper_bound"],
                         "label": f"{model} lr {lr:g} seed {seed}",
                     }
                 )
@@ -107,7 +109,7 @@ def regime_sweep(
 def _regime_fig(df: pd.DataFrame):
     from interp.viz.tickets import regime_figure
 
-    return regime_figure(df.dropna(subset=["delay", "speedup"]))
+    return regime_figure(df)
 
 
 def mask_step_curve(
@@ -256,7 +258,8 @@ def _write(out: Path, stem: str, df: pd.DataFrame, make_fig: Callable[[pd.DataFr
 
     atomic_write_text(out / f"{stem}.csv", df.to_csv(index=False))
     figs = [make_fig(df)] if len(df) else []
-    write_figures(figs, out / f"{stem}.html", stem, df.to_html(index=False, na_rep="–"))
+    table = df.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.3g}")
+    write_figures(figs, out / f"{stem}.html", stem, extra_body=table)  # figure first, then rows
 
 
 def _num(v: Any) -> bool:

@@ -98,22 +98,42 @@ def rate_sweep(table: pd.DataFrame, title: str = "") -> go.Figure:
 
 def regime_figure(table: pd.DataFrame, title: str = "") -> go.Figure:
     """Ticket speedup vs the dense run's grokking delay t_gen/t_mem, one colour
-    per model; ``table`` has columns model, delay, speedup, label."""
+    per model; ``table`` has columns model, delay, speedup, label and
+    (optionally) speedup_upper_bound. A ticket that never reached 95% within
+    its budget is an open triangle at its upper bound (dense t_gen / steps
+    trained): its speedup is below that. The dotted diagonal is speedup =
+    delay, a ticket that generalises as soon as dense memorises."""
+    t = table.dropna(subset=["delay"])
     fig = go.Figure()
-    for model, d in table.groupby("model"):
-        fig.add_trace(
-            go.Scatter(
-                x=d["delay"],
-                y=d["speedup"],
-                mode="markers",
-                name=str(model),
-                text=d["label"],
-                marker={"size": 9},
-            )
-        )
-    finite = table["delay"].dropna()
-    if len(finite):
-        lo, hi = float(finite.min()), float(finite.max())
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
+    symbols = ["circle", "square", "diamond", "cross", "x", "star"]
+    for i, (model, m) in enumerate(t.groupby("model")):
+        colour = colours[i % len(colours)]
+        # one marker shape per learning rate when the table has them
+        groups = m.groupby("lr") if "lr" in m else [(None, m)]
+        for j, (lr, d) in enumerate(groups):
+            name = str(model) if lr is None else f"{model} lr {lr:g}"
+            hit = d.dropna(subset=["speedup"])
+            if not hit.empty:
+                fig.add_trace(
+                    go.Scatter(
+                        x=hit["delay"], y=hit["speedup"], mode="markers", name=name,
+                        text=hit["label"],
+                        marker={"size": 9, "color": colour, "symbol": symbols[j % len(symbols)]},
+                    )
+                )  # fmt: skip
+            if "speedup_upper_bound" in d:
+                nr = d[d["speedup"].isna() & d["speedup_upper_bound"].notna()]
+                if not nr.empty:
+                    fig.add_trace(
+                        go.Scatter(
+                            x=nr["delay"], y=nr["speedup_upper_bound"], mode="markers",
+                            name=f"{name}: not reached (< bound)", text=nr["label"],
+                            marker={"size": 9, "color": colour, "symbol": "triangle-down-open"},
+                        )
+                    )  # fmt: skip
+    if len(t):
+        lo, hi = float(t["delay"].min()), float(t["delay"].max())
         fig.add_trace(
             go.Scatter(
                 x=[lo, hi],
