@@ -200,6 +200,13 @@ def train_tickets(
             list(set_ or []),  # type: ignore[arg-type]
             imp_levels,
         )
+        tc = cfg.train
+        if tc.stop_after_gen is not None:  # usually inherited from the source run: say so
+            typer.echo(
+                f"stops {tc.stop_after_gen} steps after test accuracy reaches "
+                f"{tc.stop_accuracy:g} (or at {tc.steps} steps); the source run's rule "
+                "unless --set train.stop_after_gen=… / train.stop_accuracy=…"
+            )
         t0 = time.perf_counter()
         result = tickets.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
     except _USER_ERRORS as exc:

@@ -204,6 +204,22 @@ def test_induction_train_report_and_attention_view(tmp_path):
     assert not bad.exists()
 
 
+def test_train_tickets_says_which_stopping_rule_it_inherits(tmp_path):
+    dense = tmp_path / "dense"
+    stop = ["--set", "train.stop_after_gen=500", "--set", "train.stop_accuracy=0.99"]
+    out = interp("train", "grokking", "--preset", "tiny", "--run-dir", str(dense), "--quiet", *stop)
+    assert out.returncode == 0, out.stderr
+    out = interp("train", "tickets", "--from", str(dense), "--run-dir", str(tmp_path / "t"))
+    assert out.returncode == 0, out.stderr
+    assert "stops 500 steps after test accuracy reaches 0.99 (or at 60 steps)" in out.stdout
+    train_cfg = json.loads((tmp_path / "t" / "config.json").read_text())["config"]["train"]
+    assert train_cfg["stop_accuracy"] == 0.99  # inherited from the source run
+    args = ["--run-dir", str(tmp_path / "t2"), "--set", "train.stop_accuracy=0.95"]
+    out = interp("train", "tickets", "--from", str(dense), *args)
+    assert out.returncode == 0, out.stderr
+    assert "stops 500 steps after test accuracy reaches 0.95" in out.stdout
+
+
 def test_tickets_find_and_train(tmp_path):
     dense = tmp_path / "dense"
     assert (
@@ -219,6 +235,7 @@ def test_tickets_find_and_train(tmp_path):
     ticket = tmp_path / "ticket"
     out = interp("train", "tickets", "--from", str(dense), "--run-dir", str(ticket), "--quiet")
     assert out.returncode == 0, out.stderr
+    assert "steps after test accuracy" not in out.stdout  # the tiny run has no early stop
     cfg = json.loads((ticket / "config.json").read_text())
     assert cfg["experiment"] == "tickets" and cfg["config"]["ticket"]["rate"] == 0.6
     out = interp("report", str(ticket))  # a ticket run is a grokking-style run directory
