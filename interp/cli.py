@@ -349,16 +349,25 @@ def experiment_ticket_regimes(
     lr: Annotated[
         list[float] | None, typer.Option(help="Learning rates (default: three per model).")
     ] = None,
+    train_fraction: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Training fractions (repeat): sweep these, at the preset's lr "
+            "unless --lr is given too (then every combination)."
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
     dense_stop_accuracy: Annotated[float, typer.Option(help=_PRUNE_HELP)] = 0.99,
 ) -> None:
     """Ticket speedup vs the dense run's grokking delay t_gen/t_mem, over learning
-    rates, for the 1-layer transformer and the MLP; writes OUT/regimes.csv|html."""
-    from interp.experiments.ticket_studies import REGIME_LRS, regime_sweep
+    rates (or training fractions), for the 1-layer transformer and the MLP;
+    writes OUT/regimes.csv|html."""
+    from interp.experiments.ticket_studies import regime_sweep
 
     models = list(model or ["transformer", "mlp"])
     try:
-        lrs = {m: tuple(lr) for m in models} if lr else {m: REGIME_LRS.get(m, ()) for m in models}
+        lrs = {m: tuple(lr) for m in models} if lr else None
+        fractions = {m: tuple(train_fraction) for m in models} if train_fraction else None
         df = regime_sweep(
             out,
             models,
@@ -367,6 +376,7 @@ def experiment_ticket_regimes(
             jobs=jobs,
             log=typer.echo,
             dense_stop_accuracy=dense_stop_accuracy,
+            fractions=fractions,
         )
     except _USER_ERRORS as exc:
         _fail(exc)

@@ -371,26 +371,40 @@ def test_regime_sweep_rows_and_figure(tmp_path):
         tmp_path / "regimes",
         models=["transformer"],
         lrs={"transformer": (1e-2,)},
+        fractions={"transformer": (0.9,)},
         seeds=(0,),
         presets={"transformer": "tiny"},
-        dense_overrides=("data.train_fraction=0.9", "train.steps=300", "train.weight_decay=0.1"),
+        dense_overrides=("train.steps=300", "train.weight_decay=0.1"),
         log=lambda line: None,
     )
     (row,) = df.to_dict(orient="records")
-    assert row["model"] == "transformer" and row["lr"] == 1e-2
+    assert row["model"] == "transformer" and row["lr"] == 1e-2 and row["train_fraction"] == 0.9
+    assert row["setting"] == "lr 0.01 train 0.9"
     assert row["delay"] == pytest.approx(row["dense_t_gen"] / row["dense_t_mem"])
     assert row["speedup"] == pytest.approx(row["dense_t_gen"] / row["ticket_t_gen"])
-    cfg = json.loads(
-        (
-            tmp_path / "regimes" / "transformer-lr0.01" / "seed0" / "dense" / "config.json"
-        ).read_text()
-    )
-    assert cfg["config"]["train"]["lr"] == 1e-2  # the sweep's lr reached the dense run
+    dense_dir = tmp_path / "regimes" / "transformer-lr0.01-frac0.9" / "seed0" / "dense"
+    cfg = json.loads((dense_dir / "config.json").read_text())
+    # the sweep's lr and fraction reached the dense run
+    assert cfg["config"]["train"]["lr"] == 1e-2
+    assert cfg["config"]["data"]["train_fraction"] == 0.9
     # pruned after 99% like the tickets experiment's dense run
     assert cfg["config"]["train"]["stop_accuracy"] == 0.99
     assert (tmp_path / "regimes" / "regimes.html").exists()
     with pytest.raises(ConfigError, match="unknown model"):
         regime_sweep(tmp_path / "x", models=["cnn"], log=lambda line: None)
+    with pytest.raises(ConfigError, match="data.train_fraction must be in"):
+        regime_sweep(tmp_path / "y", fractions={"mlp": (1.5,)}, models=["mlp"])
+    assert not (tmp_path / "y").exists()
+
+
+def test_regime_settings_lr_fraction_or_both():
+    from interp.experiments.ticket_studies import REGIME_LRS, _settings
+
+    assert _settings("mlp", None, None) == [(lr, None) for lr in REGIME_LRS["mlp"]]
+    assert _settings("mlp", {"mlp": (1e-3,)}, None) == [(1e-3, None)]
+    assert _settings("mlp", None, {"mlp": (0.3, 0.5)}) == [(None, 0.3), (None, 0.5)]
+    both = _settings("mlp", {"mlp": (1e-3, 1e-2)}, {"mlp": (0.3,)})
+    assert both == [(1e-3, 0.3), (1e-2, 0.3)]
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -52,23 +52,39 @@ def regime_sweep(
     presets: dict[str, str] | None = None,
     dense_overrides: Sequence[str] = (),
     dense_stop_accuracy: float = 0.99,
+    fractions: dict[str, Sequence[float]] | None = None,
 ) -> pd.DataFrame:
-    """Dense run + rate-``rate`` ticket for each model × lr × seed; returns one
-    row per (model, lr, seed) with the dense delay and the ticket speedup, and
-    writes OUT/regimes.csv and OUT/regimes.html. As in the tickets experiment,
-    the dense run is pruned 500 steps after it reaches ``dense_stop_accuracy``
-    test accuracy (or at its 20,000-step cap); tickets stop 100 steps after 95%."""
+    """Dense run + rate-``rate`` ticket for each model × setting × seed; returns
+    one row per (model, setting, seed) with the dense delay and the ticket
+    speedup, and writes OUT/regimes.csv and OUT/regimes.html.
+
+    The settings are the learning rates ``lrs[model]`` (default
+    :data:`REGIME_LRS`), or with ``fractions`` the training fractions
+    ``fractions[model]`` at the preset's learning rate, or with both every
+    combination. As in the tickets experiment, the dense run is pruned 500
+    steps after it reaches ``dense_stop_accuracy`` test accuracy (or at its
+    20,000-step cap); tickets stop 100 steps after 95%."""
+    from interp.experiments import grokking
+
     out = Path(out)
-    lrs = lrs or REGIME_LRS
+    presets = presets or REGIME_MODELS
     rows = []
     for model in models:
-        presets = presets or REGIME_MODELS
         if model not in presets:
             raise ConfigError(f"unknown model {model!r}; choose from {sorted(presets)}")
-        for lr in lrs[model]:
+        for lr, frac in _settings(model, lrs, fractions):
+            varied = ([f"train.lr={lr}"] if lr is not None else []) + (
+                [f"data.train_fraction={frac}"] if frac is not None else []
+            )
+            overrides = (*varied, "train.steps=20000", *dense_overrides)
+            cfg = grokking.preset(presets[model], overrides=list(overrides))
+            name = " ".join(
+                ([f"lr {lr:g}"] if lr is not None else [])
+                + ([f"train {frac:g}"] if frac is not None else [])
+            )
             spec = SuiteSpec(
                 dense_preset=presets[model],
-                dense_overrides=(f"train.lr={lr}", "train.steps=20000", *dense_overrides),
+                dense_overrides=overrides,
                 rates=(rate,),
                 rate=rate,
                 controls=(),
@@ -76,7 +92,9 @@ def regime_sweep(
                 min_speedup=1.0,
                 dense_stop_accuracy=dense_stop_accuracy,
             )
-            res = run_suite(spec, out / f"{model}-lr{lr:g}", jobs=jobs, log=log)
+            sub = model + (f"-lr{lr:g}" if lr is not None else "")
+            sub += f"-frac{frac:g}" if frac is not None else ""
+            res = run_suite(spec, out / sub, jobs=jobs, log=log)
             table = pd.DataFrame(res["rows"])
             for seed, t in table.groupby("seed"):
                 dense = t[t["run"] == "dense"].iloc[0]
@@ -89,7 +107,9 @@ def regime_sweep(
                 rows.append(
                     {
                         "model": model,
-                        "lr": lr,
+                        "setting": name,
+                        "lr": cfg.train.lr,
+                        "train_fraction": cfg.data.train_fraction,
                         "seed": int(seed),
                         "dense_t_mem": dense["t_mem"],
                         "dense_t_gen": dense["t_gen"],
@@ -98,12 +118,26 @@ def regime_sweep(
                         "speedup": ticket["speedup"],
                         # when the ticket never reached 95%: its speedup is below this
                         "speedup_upper_bound": ticket["speedup_upper_bound"],
-                        "label": f"{model} lr {lr:g} seed {seed}",
+                        "label": f"{model} {name} seed {seed}",
                     }
                 )
     df = pd.DataFrame(rows)
     _write(out, "regimes", df, _regime_fig)
     return df
+
+
+def _settings(
+    model: str,
+    lrs: dict[str, Sequence[float]] | None,
+    fractions: dict[str, Sequence[float]] | None,
+) -> list[tuple[float | None, float | None]]:
+    """(lr, train fraction) pairs of one model's sweep; None = the preset's."""
+    if fractions is None:
+        return [(lr, None) for lr in (lrs or REGIME_LRS).get(model, ())]
+    fr = fractions.get(model, ())  # values are checked by the data config
+    if lrs is None:
+        return [(None, f) for f in fr]
+    return [(lr, f) for lr in lrs.get(model, ()) for f in fr]
 
 
 def _regime_fig(df: pd.DataFrame):

@@ -98,8 +98,9 @@ def rate_sweep(table: pd.DataFrame, title: str = "") -> go.Figure:
 
 def regime_figure(table: pd.DataFrame, title: str = "") -> go.Figure:
     """Ticket speedup vs the dense run's grokking delay t_gen/t_mem, one colour
-    per model; ``table`` has columns model, delay, speedup, label and
-    (optionally) speedup_upper_bound. A ticket that never reached 95% within
+    per model and one marker shape per ``setting`` (else per ``lr``);
+    ``table`` has columns model, delay, speedup, label and (optionally)
+    setting, lr, speedup_upper_bound. A ticket that never reached 95% within
     its budget is an open triangle at its upper bound (dense t_gen / steps
     trained): its speedup is below that. The dotted diagonal is speedup =
     delay, a ticket that generalises as soon as dense memorises."""
@@ -109,10 +110,14 @@ def regime_figure(table: pd.DataFrame, title: str = "") -> go.Figure:
     symbols = ["circle", "square", "diamond", "cross", "x", "star"]
     for i, (model, m) in enumerate(t.groupby("model")):
         colour = colours[i % len(colours)]
-        # one marker shape per learning rate when the table has them
-        groups = m.groupby("lr") if "lr" in m else [(None, m)]
-        for j, (lr, d) in enumerate(groups):
-            name = str(model) if lr is None else f"{model} lr {lr:g}"
+        # one marker shape per setting (or learning rate) when the table has them
+        if "setting" in m:
+            groups = [(f"{model} {k}", d) for k, d in m.groupby("setting", sort=False)]
+        elif "lr" in m:
+            groups = [(f"{model} lr {k:g}", d) for k, d in m.groupby("lr")]
+        else:
+            groups = [(str(model), m)]
+        for j, (name, d) in enumerate(groups):
             hit = d.dropna(subset=["speedup"])
             if not hit.empty:
                 fig.add_trace(
