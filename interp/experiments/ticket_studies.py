@@ -73,15 +73,23 @@ def regime_sweep(
         if model not in presets:
             raise ConfigError(f"unknown model {model!r}; choose from {sorted(presets)}")
         for lr, frac in _settings(model, lrs, fractions):
-            varied = ([f"train.lr={lr}"] if lr is not None else []) + (
-                [f"data.train_fraction={frac}"] if frac is not None else []
+            # (config key, label, directory tag, value) of each axis this setting varies
+            axes = [
+                a
+                for a in (
+                    ("train.lr", "lr", "lr", lr),
+                    ("data.train_fraction", "train", "frac", frac),
+                )
+                if a[3] is not None
+            ]
+            overrides = (
+                *(f"{k}={v}" for k, _, _, v in axes),
+                "train.steps=20000",
+                *dense_overrides,
             )
-            overrides = (*varied, "train.steps=20000", *dense_overrides)
             cfg = grokking.preset(presets[model], overrides=list(overrides))
-            name = " ".join(
-                ([f"lr {lr:g}"] if lr is not None else [])
-                + ([f"train {frac:g}"] if frac is not None else [])
-            )
+            name = " ".join(f"{label} {v:g}" for _, label, _, v in axes)
+            sub = "-".join([model, *(f"{tag}{v:g}" for _, _, tag, v in axes)])
             spec = SuiteSpec(
                 dense_preset=presets[model],
                 dense_overrides=overrides,
@@ -92,8 +100,6 @@ def regime_sweep(
                 min_speedup=1.0,
                 dense_stop_accuracy=dense_stop_accuracy,
             )
-            sub = model + (f"-lr{lr:g}" if lr is not None else "")
-            sub += f"-frac{frac:g}" if frac is not None else ""
             res = run_suite(spec, out / sub, jobs=jobs, log=log)
             table = pd.DataFrame(res["rows"])
             for seed, t in table.groupby("seed"):
