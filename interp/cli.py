@@ -286,6 +286,11 @@ _PRUNE_HELP = (
     "Prune the dense run 500 steps after it reaches this test accuracy (or at its "
     "step cap); 0.95 is the procedure used before 2026-12-02"
 )
+_PRUNE_AT_HELP = (
+    "Which dense checkpoint the masks are cut from: last (default), or generalized "
+    "= the last one at or above --dense-stop-accuracy test accuracy, or at its best "
+    "if it never got there (skips a loss spike at the step cap)"
+)
 
 
 @experiment_app.command("tickets")
@@ -314,6 +319,7 @@ def experiment_tickets(
         float | None,
         typer.Option(help=_PRUNE_HELP + " (default 0.99)"),
     ] = None,
+    prune_at: Annotated[str | None, typer.Option(help=_PRUNE_AT_HELP)] = None,
 ) -> None:
     """Dense run, tickets at several rates, random / PaI / norm-matched / no-WD /
     t_mem controls; prints the results table and the required checks, writes
@@ -322,7 +328,7 @@ def experiment_tickets(
     from interp.experiments.ticket_suite import format_results, run_suite, suite_preset
 
     try:
-        spec = suite_preset(preset, seeds, list(set_ or []), control, dense_stop_accuracy)
+        spec = suite_preset(preset, seeds, list(set_ or []), control, dense_stop_accuracy, prune_at)
         result = run_suite(
             spec,
             out or Path("runs") / f"tickets-{preset}",
@@ -358,6 +364,7 @@ def experiment_ticket_regimes(
     ] = None,
     jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
     dense_stop_accuracy: Annotated[float, typer.Option(help=_PRUNE_HELP)] = 0.99,
+    prune_at: Annotated[str, typer.Option(help=_PRUNE_AT_HELP)] = "last",
 ) -> None:
     """Ticket speedup vs the dense run's grokking delay t_gen/t_mem, over learning
     rates (or training fractions), for the 1-layer transformer and the MLP;
@@ -377,6 +384,7 @@ def experiment_ticket_regimes(
             log=typer.echo,
             dense_stop_accuracy=dense_stop_accuracy,
             fractions=fractions,
+            prune_at=prune_at,
         )
     except _USER_ERRORS as exc:
         _fail(exc)

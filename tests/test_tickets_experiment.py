@@ -310,7 +310,14 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
         assert f"[{'PASS' if c['pass'] else 'FAIL'}] seed 0: {c['check']}" in output
     html = (out / "tickets_report.html").read_text()
     assert "Steps to 95% test accuracy" in html and "<script src=" not in html
+    dense_last = open_run(out / "seed0" / "dense").last_step
+    for run in ("ticket-r0.6", "random", "dense_l2"):  # cut from dense's last checkpoint
+        assert by.loc[run, "mask_step"] == dense_last
     stamp = (out / "seed0" / "random" / "summary.json").stat().st_mtime_ns
+    # a suite.json written before prune_at existed relaunches as "last"
+    stored = json.loads((out / "suite.json").read_text())
+    assert stored.pop("prune_at") == "last"
+    (out / "suite.json").write_text(json.dumps(stored))
     r = CliRunner().invoke(app, args + [x for c in CONTROLS for x in ("--control", c)])
     assert r.exit_code == 0, r.output
     assert (out / "seed0" / "random" / "summary.json").stat().st_mtime_ns == stamp  # skipped
@@ -405,6 +412,10 @@ def test_regime_settings_lr_fraction_or_both():
     assert _settings("mlp", None, {"mlp": (0.3, 0.5)}) == [(None, 0.3), (None, 0.5)]
     both = _settings("mlp", {"mlp": (1e-3, 1e-2)}, {"mlp": (0.3,)})
     assert both == [(1e-3, 0.3), (1e-2, 0.3)]
+    with pytest.raises(ConfigError, match="fractions has no entry for model 'mlp'"):
+        _settings("mlp", None, {"transformer": (0.3,)})
+    with pytest.raises(ConfigError, match="lrs has no entry for model 'mlp'"):
+        _settings("mlp", {"transformer": (1e-3,)}, None)
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -442,6 +453,65 @@ def test_dense_stop_accuracy_option(tmp_path):
         r = CliRunner().invoke(app, args)
         assert r.exit_code != 0 and "dense_stop_accuracy must be in" in r.output, r.output
         assert not out.exists()
+        args = ["experiment", *cmd, "--out", str(out), "--prune-at", "best"]
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code != 0 and "prune_at must be one of" in r.output, r.output
+        assert not out.exists()
+
+
+def _fake_run(test_acc: dict[int, float], steps: list[int]):
+    """A stand-in for a dense run: checkpoints at ``steps``, test accuracy per
+    evaluated step (evaluations also fall between checkpoints)."""
+    from types import SimpleNamespace
+
+    rows = [
+        {"step": k, "split": split, "metric": "accuracy", "value": v}
+        for k, v in test_acc.items()
+        for split, v in (("test", v), ("train", 1.0))
+    ]
+    store = SimpleNamespace(read_metric_rows=lambda: rows)
+    return SimpleNamespace(steps=steps, last_step=steps[-1], store=store)
+
+
+def test_prune_step_last_or_last_generalized_checkpoint():
+    # 150 is evaluated (100%) but has no checkpoint; 300 ends in a loss spike
+    acc = {0: 0.0, 100: 0.5, 150: 1.0, 200: 0.995, 250: 0.97, 300: 0.8}
+    run = _fake_run(acc, [0, 100, 200, 300])
+    spec = ticket_suite.SuiteSpec(dense_preset="tiny")
+    assert ticket_suite.prune_step(run, spec) == 300
+    gen = replace(spec, prune_at="generalized")
+    assert ticket_suite.prune_step(run, gen) == 200
+    assert ticket_suite.prune_step(run, replace(gen, dense_stop_accuracy=0.75)) == 300
+    # never reached the bar: the last checkpoint at the run's best accuracy
+    assert ticket_suite.prune_step(run, replace(gen, dense_stop_accuracy=0.999)) == 200
+    plateau = _fake_run(
+        {0: 0.0, 100: 0.98, 200: 0.985, 300: 0.985, 400: 0.86}, [0, 100, 200, 300, 400]
+    )
+    assert ticket_suite.prune_step(plateau, gen) == 300
+    assert ticket_suite.prune_step(plateau, spec) == 400
+    with pytest.raises(ConfigError, match="prune_at must be one of"):
+        ticket_suite.SuiteSpec(dense_preset="tiny", prune_at="best")
+
+
+def test_prune_at_generalized_cuts_every_mask_but_t_mem_there(tiny_suite):
+    out = tiny_suite[0]
+    seed_dir = out / "seed0"
+    run = open_run(seed_dir / "dense")
+    spec = ticket_suite.suite_preset("tiny", prune_at="generalized")
+    at = ticket_suite.prune_step(run, spec)
+    rows = run.store.read_metric_rows()
+    test = {
+        r["step"]: r["value"] for r in rows if (r["split"], r["metric"]) == ("test", "accuracy")
+    }
+    assert test[at] >= spec.dense_stop_accuracy
+    assert all(test[s] < spec.dense_stop_accuracy for s in run.steps if s > at)
+    jobs = ticket_suite.control_jobs(spec, 0, seed_dir, run.summary())
+    assert {j.name for j in jobs} >= {"ticket-r0.6", "random", "dense_l1", "no_wd", "t_mem"}
+    for j in jobs:
+        if j.name == "t_mem":  # the first checkpoint at or after dense's t_mem
+            assert j.source_step < at
+        else:
+            assert j.source_step == at, j.name
 
 
 def test_figures_draw_not_reached_runs_at_their_bound():

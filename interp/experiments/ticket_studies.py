@@ -53,6 +53,7 @@ def regime_sweep(
     dense_overrides: Sequence[str] = (),
     dense_stop_accuracy: float = 0.99,
     fractions: dict[str, Sequence[float]] | None = None,
+    prune_at: str = "last",
 ) -> pd.DataFrame:
     """Dense run + rate-``rate`` ticket for each model × setting × seed; returns
     one row per (model, setting, seed) with the dense delay and the ticket
@@ -63,7 +64,8 @@ def regime_sweep(
     ``fractions[model]`` at the preset's learning rate, or with both every
     combination. As in the tickets experiment, the dense run is pruned 500
     steps after it reaches ``dense_stop_accuracy`` test accuracy (or at its
-    20,000-step cap); tickets stop 100 steps after 95%."""
+    20,000-step cap), at its last checkpoint or (``prune_at="generalized"``)
+    the last one at or above that accuracy; tickets stop 100 steps after 95%."""
     from interp.experiments import grokking
 
     out = Path(out)
@@ -99,6 +101,7 @@ def regime_sweep(
                 seeds=tuple(seeds),
                 min_speedup=1.0,
                 dense_stop_accuracy=dense_stop_accuracy,
+                prune_at=prune_at,
             )
             res = run_suite(spec, out / sub, jobs=jobs, log=log)
             table = pd.DataFrame(res["rows"])
@@ -137,13 +140,17 @@ def _settings(
     lrs: dict[str, Sequence[float]] | None,
     fractions: dict[str, Sequence[float]] | None,
 ) -> list[tuple[float | None, float | None]]:
-    """(lr, train fraction) pairs of one model's sweep; None = the preset's."""
+    """(lr, train fraction) pairs of one model's sweep; None = the preset's.
+    A dict given for an axis must name every swept model."""
+    for axis, given in (("lrs", lrs), ("fractions", fractions)):
+        if given is not None and model not in given:
+            raise ConfigError(f"{axis} has no entry for model {model!r} (it has {sorted(given)})")
     if fractions is None:
-        return [(lr, None) for lr in (lrs or REGIME_LRS).get(model, ())]
-    fr = fractions.get(model, ())  # values are checked by the data config
+        return [(lr, None) for lr in (lrs or REGIME_LRS)[model]]
+    fr = fractions[model]  # values are checked by the data config
     if lrs is None:
         return [(None, f) for f in fr]
-    return [(lr, f) for lr in lrs.get(model, ()) for f in fr]
+    return [(lr, f) for lr in lrs[model] for f in fr]
 
 
 def _regime_fig(df: pd.DataFrame):

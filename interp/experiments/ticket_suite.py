@@ -9,7 +9,8 @@ run is skipped when the command is launched again)::
     OUT/seed0/dense/               grokking run, stopped dense_stop_after_gen
                                    steps after test accuracy first reaches
                                    dense_stop_accuracy (99%), or at its step cap
-    OUT/seed0/ticket-r0.6/         tickets at each rate (mask from dense's last checkpoint)
+    OUT/seed0/ticket-r0.6/         tickets at each rate (mask from dense's last checkpoint,
+                                   or its last generalised one: prune_at)
     OUT/seed0/random/              random mask, the ticket's per-matrix sparsity
     OUT/seed0/dense_l1/ dense_l2/  norm-matched dense controls
     OUT/seed0/snip/ grasp/ synflow/  pruning at init, same rate
@@ -50,7 +51,7 @@ from typing import Any
 
 import pandas as pd
 
-from interp.config import ConfigError, check_float
+from interp.config import ConfigError, check_choice, check_float
 from interp.experiments.parallel import run_jobs
 from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
 from interp.training.trainer import ACC_THRESHOLD, first_step_at_or_above
@@ -67,6 +68,10 @@ TINY_GROKS = (
     "train.weight_decay=0.1",
 )
 CONTROL_RUNS = ("random", "dense_l1", "dense_l2", "snip", "grasp", "synflow", "no_wd", "t_mem")
+PRUNE_AT = ("last", "generalized")
+# suite.json files written before a field existed, with the value that
+# reproduces what those suites did
+LEGACY_SPEC = {"prune_at": "last"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,11 @@ class SuiteSpec:
     # prune "after perfect generalization" (Minegishi et al., abstract): dense
     # trains until test accuracy reaches this, then dense_stop_after_gen steps
     dense_stop_accuracy: float = 0.99
+    # the dense checkpoint the masks are cut from: "last", or "generalized" =
+    # the last one whose test accuracy is >= dense_stop_accuracy (or, if none
+    # is, the last at the run's best): a run that hits its step cap in a loss
+    # spike is then pruned before the spike
+    prune_at: str = "last"
     stop_after_gen: int = 100
     cap: float = 1.0
     norm_cap: float = 2.0
@@ -102,6 +112,7 @@ class SuiteSpec:
         if not self.seeds:
             raise ConfigError("seeds must not be empty")
         check_float("dense_stop_accuracy", self.dense_stop_accuracy, 0.0, 1.0, lo_open=True)
+        check_choice("prune_at", self.prune_at, PRUNE_AT)
         if self.cap < 1.0 or self.norm_cap < 2.0:
             raise ConfigError("cap must be >= 1 and norm_cap >= 2 for the required comparisons")
 
@@ -134,10 +145,12 @@ def suite_preset(
     overrides: Sequence[str] = (),
     controls: Sequence[str] | None = None,
     dense_stop_accuracy: float | None = None,
+    prune_at: str | None = None,
 ) -> SuiteSpec:
     """Preset ``name`` with ``seeds``, extra dense-run overrides, (optionally)
-    a subset of the controls and the test accuracy after which the dense run
-    is pruned (default the preset's 0.99)."""
+    a subset of the controls, the test accuracy after which the dense run
+    is pruned (default the preset's 0.99) and which of its checkpoints
+    (``prune_at``, default the last)."""
     if name not in PRESETS:
         raise ConfigError(
             f"unknown tickets-experiment preset {name!r}; choose from {sorted(PRESETS)}"
@@ -151,6 +164,8 @@ def suite_preset(
         spec = replace(spec, controls=tuple(controls))
     if dense_stop_accuracy is not None:
         spec = replace(spec, dense_stop_accuracy=dense_stop_accuracy)
+    if prune_at is not None:
+        spec = replace(spec, prune_at=prune_at)
     return spec
 
 
@@ -231,11 +246,36 @@ def ticket_stop(spec: SuiteSpec) -> tuple[str, ...]:
     return (f"train.stop_after_gen={spec.stop_after_gen}", f"train.stop_accuracy={ACC_THRESHOLD}")
 
 
+def prune_step(run: Any, spec: SuiteSpec) -> int:
+    """The checkpoint of the dense ``run`` that the tickets and controls are
+    cut from: its last, or with ``spec.prune_at == "generalized"`` the last
+    one whose test accuracy is at least ``spec.dense_stop_accuracy`` — the
+    paper prunes "after perfect generalization" (Minegishi et al., abstract;
+    §3), which a checkpoint inside a late loss spike is not. A run that never
+    reached that accuracy is cut at the last checkpoint with its best test
+    accuracy."""
+    if spec.prune_at == "last":
+        return run.last_step
+    test_acc = {
+        r["step"]: r["value"]
+        for r in run.store.read_metric_rows()
+        if r["split"] == "test" and r["metric"] == "accuracy"
+    }
+    scored = [s for s in run.steps if s in test_acc]
+    if not scored:
+        return run.last_step
+    bar = min(spec.dense_stop_accuracy, max(test_acc[s] for s in scored))
+    return [s for s in scored if test_acc[s] >= bar][-1]
+
+
 def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, Any]) -> list[Job]:
-    """The tickets and controls of one seed, given its finished dense run."""
+    """The tickets and controls of one seed, given its finished dense run.
+    Every mask is cut from :func:`prune_step`'s checkpoint, except the
+    t_mem ticket's (the first checkpoint at or after dense's t_mem)."""
     from interp.training.store import open_run
 
     run = open_run(seed_dir / "dense")
+    at = prune_step(run, spec)
     jobs = []
     stop = ticket_stop(spec)
     norm_steps = f"train.steps={_cap(spec, spec.norm_cap, dense)}"
@@ -249,14 +289,14 @@ def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, An
                 "ticket",
                 "ticket",
                 r,
-                None,
+                at,
                 (norm_steps, *stop),
             )
         )
     for c in spec.controls:
         d = str(seed_dir / c)
         if c in ("dense_l1", "dense_l2"):
-            jobs.append(Job(c, seed, d, c, c, spec.rate, None, (norm_steps, *stop)))
+            jobs.append(Job(c, seed, d, c, c, spec.rate, at, (norm_steps, *stop)))
         elif c == "no_wd":
             jobs.append(
                 Job(
@@ -266,7 +306,7 @@ def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, An
                     c,
                     "ticket",
                     spec.rate,
-                    None,
+                    at,
                     (steps, *stop, "train.weight_decay=0.0"),
                 )
             )
@@ -276,7 +316,7 @@ def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, An
             if after:
                 jobs.append(Job(c, seed, d, c, "ticket", spec.rate, after[0], (steps, *stop)))
         else:
-            jobs.append(Job(c, seed, d, c, c, spec.rate, None, (steps, *stop)))
+            jobs.append(Job(c, seed, d, c, c, spec.rate, at, (steps, *stop)))
     return jobs
 
 
@@ -294,7 +334,7 @@ def run_suite(
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     spec_dict = _spec_dict(spec)
     if (out / SUITE_FILE).exists():
-        before = read_json(out / SUITE_FILE)
+        before = {**LEGACY_SPEC, **read_json(out / SUITE_FILE)}
         differ = sorted(
             k
             for k in set(before) | set(spec_dict)
