@@ -205,6 +205,49 @@ def test_required_checks_on_known_tables():
     assert only["check"] == "dense generalizes" and not only["pass"]
 
 
+def test_ordering_checks_compare_the_ticket_with_each_control():
+    spec = ticket_suite.SuiteSpec(dense_preset="tiny", rates=(0.6,))
+    table = pd.DataFrame(
+        [
+            _row("dense", 1000),
+            _row("ticket-r0.6", 300, "ticket"),
+            _row("random", 900),  # faster than dense, slower than the ticket
+            _row("dense_l1", 300),  # a tie is not "faster"
+            _row("dense_l2", None, steps=2100),  # not reached, trained past 300
+            _row("snip", None, steps=200),  # stopped before 300: order unknown
+            _row("t_mem", 250),
+        ]
+    )
+    res = {c["check"]: c for c in ticket_suite.ordering_checks(table, spec)}
+    verdict = {k.removeprefix("ticket r0.6 faster than "): c["pass"] for k, c in res.items()}
+    assert verdict == {
+        "random": True,
+        "dense_l1": False,
+        "dense_l2": True,
+        "snip": False,
+        "t_mem": False,
+    }
+    assert res["ticket r0.6 faster than snip"]["detail"].startswith("unknown")
+    table.loc[table.run == "ticket-r0.6", "t_gen"] = None
+    assert not any(c["pass"] for c in ticket_suite.ordering_checks(table, spec))
+    result = {
+        "rows": table.assign(
+            tau=None,
+            speedup=None,
+            t_mem=None,
+            speedup_90=None,
+            final_test_accuracy=None,
+            key_freqs=None,
+        ).to_dict(orient="records"),
+        "checks": [],
+        "orderings": ticket_suite.ordering_checks(table, spec),
+        "wall_seconds": 1.0,
+        "jobs": 1,
+    }
+    text = ticket_suite.format_results(result)
+    assert "[FAIL] seed 0: ticket r0.6 faster than random (the ticket never reached 95%)" in text
+
+
 def test_across_seeds_counts_checks_and_takes_censored_medians():
     spec = ticket_suite.SuiteSpec(dense_preset="tiny", rates=(0.6,))
     rows = []
@@ -306,7 +349,9 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
         "random no faster than dense",
         "t_mem no faster than dense",
     }
-    for c in result["checks"]:  # printed with its verdict
+    orderings = {c["check"] for c in result["orderings"]}
+    assert orderings == {f"ticket r0.6 faster than {c}" for c in ("random", "dense_l2", "t_mem")}
+    for c in result["checks"] + result["orderings"]:  # printed with its verdict
         assert f"[{'PASS' if c['pass'] else 'FAIL'}] seed 0: {c['check']}" in output
     html = (out / "tickets_report.html").read_text()
     assert "Steps to 95% test accuracy" in html and "<script src=" not in html
