@@ -59,7 +59,7 @@ from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
 from interp.training.trainer import ACC_THRESHOLD, first_step_at_or_above
 
 # a second, lower bar for "generalised": steps to 95% can hinge on a run that
-# sits just under 95% for thousands of steps (README, tickets section)
+# sits just under 95% for thousands of steps (docs/tickets.md)
 LOW_THRESHOLD = 0.9
 
 SUITE_FILE = "suite.json"
@@ -576,7 +576,7 @@ def across_seeds(table: pd.DataFrame, checks: Sequence[dict[str, Any]]) -> pd.Da
     frequencies are all among dense's (``keys_in_dense``, "k/n"), and for the
     required checks on that run how many seeds pass.
 
-    Single runs decide little when t_gen is sensitive to the init (README:
+    Single runs decide little when t_gen is sensitive to the init (docs/tickets.md:
     a 1.7% change of init scale moved a norm-matched control's t_gen 2×);
     this is the distribution-level view of the same runs.
     """
