@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from html import escape
 
 import pandas as pd
 import pytest
@@ -355,6 +356,12 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
         assert f"[{'PASS' if c['pass'] else 'FAIL'}] seed 0: {c['check']}" in output
     html = (out / "tickets_report.html").read_text()
     assert "Steps to 95% test accuracy" in html and "<script src=" not in html
+    # counts first, then the figures, then every verdict
+    n_pass = sum(c["pass"] for c in result["checks"])
+    assert f"Required checks: {n_pass} of {len(result['checks'])} pass" in html
+    first_fig = html.index("Steps to 95% test accuracy")
+    for c in result["checks"] + result["orderings"]:
+        assert html.index(f"seed 0: {escape(c['check'])}") > first_fig
     dense_last = open_run(out / "seed0" / "dense").last_step
     for run in ("ticket-r0.6", "random", "dense_l2"):  # cut from dense's last checkpoint
         assert by.loc[run, "mask_step"] == dense_last

@@ -401,19 +401,37 @@ def write_suite_report(out: str | Path, result: dict[str, Any]) -> Path:
     figs = [accuracy_curves(curves), speedup_bars(table)]
     if table["kind"].eq("ticket").sum() > 0:
         figs.append(rate_sweep(table))
-    checks = "".join(
-        f"<li>{'PASS' if c['pass'] else 'FAIL'} seed {c['seed']}: {html.escape(c['check'])} "
-        f"({html.escape(c['detail'])})</li>"
-        for c in [*result["checks"], *result.get("orderings", [])]
+    lists = {
+        "Required checks (each run vs dense)": result["checks"],
+        "The paper's orderings (the ticket vs each control, same seed)": result.get(
+            "orderings", []
+        ),
+    }
+
+    def items(cs: Sequence[dict[str, Any]]) -> str:
+        return "".join(
+            f"<li>{'PASS' if c['pass'] else 'FAIL'} seed {c['seed']}: "
+            f"{html.escape(c['check'])} ({html.escape(c['detail'])})</li>"
+            for c in cs
+        )
+
+    # the counts on top, the figures next, the verdict lists below them
+    counts = "; ".join(
+        f"{name.split(' (')[0]}: {sum(c['pass'] for c in cs)} of {len(cs)} pass"
+        for name, cs in lists.items()
+        if cs
     )
     intro = (
         f"<p>Dense preset <code>{html.escape(result['spec']['dense_preset'])}</code>, "
         f"seeds {result['spec']['seeds']}. Speedup = dense t_gen / run t_gen "
-        "(steps to 95% test accuracy).</p>"
-        f"<ul>{checks}</ul>"
+        f"(steps to 95% test accuracy).</p><p>{html.escape(counts)} (listed below the "
+        "figures).</p>"
     )
     shown = table.drop(columns=["run_dir"])
-    body = "<h2>All runs</h2>" + shown.to_html(
+    body = "".join(
+        f"<h2>{html.escape(name)}</h2><ul>{items(cs)}</ul>" for name, cs in lists.items() if cs
+    )
+    body += "<h2>All runs</h2>" + shown.to_html(
         index=False, na_rep="–", float_format=lambda v: f"{v:.3g}"
     )
     return write_figures(
