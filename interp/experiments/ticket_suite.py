@@ -401,12 +401,15 @@ def write_suite_report(out: str | Path, result: dict[str, Any]) -> Path:
     figs = [accuracy_curves(curves), speedup_bars(table)]
     if table["kind"].eq("ticket").sum() > 0:
         figs.append(rate_sweep(table))
-    lists = {
-        "Required checks (each run vs dense)": result["checks"],
-        "The paper's orderings (the ticket vs each control, same seed)": result.get(
-            "orderings", []
+    # (heading of the verdict list, its label in the counts on top, the verdicts)
+    sections = [
+        ("Required checks (each run vs dense)", "Required checks", result["checks"]),
+        (
+            "The paper's orderings (the ticket vs each control, same seed)",
+            "the paper's orderings",
+            result.get("orderings", []),
         ),
-    }
+    ]
 
     def items(cs: Sequence[dict[str, Any]]) -> str:
         return "".join(
@@ -416,10 +419,9 @@ def write_suite_report(out: str | Path, result: dict[str, Any]) -> Path:
         )
 
     # the counts on top, the figures next, the verdict lists below them
-    short = ("Required checks", "the paper's orderings")
     counts = "; ".join(
         f"{label}: {sum(c['pass'] for c in cs)} of {len(cs)} pass"
-        for label, cs in zip(short, lists.values(), strict=True)
+        for _, label, cs in sections
         if cs
     )
     intro = (
@@ -430,7 +432,7 @@ def write_suite_report(out: str | Path, result: dict[str, Any]) -> Path:
     )
     shown = table.drop(columns=["run_dir"])
     body = "".join(
-        f"<h2>{html.escape(name)}</h2><ul>{items(cs)}</ul>" for name, cs in lists.items() if cs
+        f"<h2>{html.escape(name)}</h2><ul>{items(cs)}</ul>" for name, _, cs in sections if cs
     )
     body += "<h2>All runs</h2>" + shown.to_html(
         index=False, na_rep="–", float_format=lambda v: f"{v:.3g}"
@@ -583,6 +585,14 @@ def ordering_checks(table: pd.DataFrame, spec: SuiteSpec) -> list[dict[str, Any]
     return out
 
 
+def _tally(checks: Sequence[dict[str, Any]]) -> dict[str, list[bool]]:
+    """Each check's verdicts over the seeds, in order of first appearance."""
+    passes: dict[str, list[bool]] = {}
+    for c in checks:
+        passes.setdefault(c["check"], []).append(bool(c["pass"]))
+    return passes
+
+
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
@@ -599,9 +609,7 @@ def across_seeds(table: pd.DataFrame, checks: Sequence[dict[str, Any]]) -> pd.Da
     a 1.7% change of init scale moved a norm-matched control's t_gen 2×);
     this is the distribution-level view of the same runs.
     """
-    passes: dict[str, list[bool]] = {}
-    for c in checks:
-        passes.setdefault(c["check"], []).append(bool(c["pass"]))
+    passes = _tally(checks)
     rows = []
     for run, g in table.groupby("run", sort=False):
         reached = g["speedup"].notna() & g["t_gen"].notna()
@@ -635,11 +643,11 @@ def _censored_median(speedups: pd.Series, reached: pd.Series) -> float | None:
 
 
 def _i(v: Any) -> str:
-    return "not reached" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+    return "not reached" if _missing(v) else str(int(v))
 
 
 def _x(v: Any) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}x"
+    return "-" if _missing(v) else f"{v:.2f}x"
 
 
 def _verdict(c: dict[str, Any]) -> str:
@@ -672,12 +680,9 @@ def format_results(result: dict[str, Any]) -> str:
         lines.extend(_verdict(c) for c in orderings)
     seeds = sorted({r["seed"] for r in result["rows"]})
     if len(seeds) > 1 and orderings:
-        counts: dict[str, list[bool]] = {}
-        for c in orderings:
-            counts.setdefault(c["check"], []).append(c["pass"])
         lines.append(
             "orderings across seeds: "
-            + "; ".join(f"{k}: {sum(v)}/{len(v)}" for k, v in counts.items())
+            + "; ".join(f"{k}: {sum(v)}/{len(v)}" for k, v in _tally(orderings).items())
         )
     if len(seeds) > 1:
         agg = across_seeds(t, result["checks"])  # derived; results.json stores keys sorted
