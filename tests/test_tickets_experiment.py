@@ -470,6 +470,16 @@ def test_regime_settings_lr_fraction_or_both():
         _settings("mlp", {"transformer": (1e-3,)}, None)
 
 
+def test_regime_sweep_checks_every_model_before_training(tmp_path):
+    from interp.experiments.ticket_studies import regime_sweep
+
+    out = tmp_path / "regimes"
+    with pytest.raises(ConfigError, match="lrs has no entry for model 'mlp'"):
+        # the transformer's setting is fine, but nothing may train before the mlp's is checked
+        regime_sweep(out, ("transformer", "mlp"), {"transformer": (1e-2,)}, seeds=(0,))
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_run_jobs_runs_follow_ups_in_order_or_in_workers(jobs):
     import operator

@@ -70,11 +70,13 @@ def regime_sweep(
 
     out = Path(out)
     presets = presets or REGIME_MODELS
-    rows = []
-    for model in models:
+    for model in models:  # every model's settings are checked before anything trains
         if model not in presets:
             raise ConfigError(f"unknown model {model!r}; choose from {sorted(presets)}")
-        for lr, frac in _settings(model, lrs, fractions):
+    settings = {model: _settings(model, lrs, fractions) for model in models}
+    rows = []
+    for model in models:
+        for lr, frac in settings[model]:
             # (config key, label, directory tag, value) of each axis this setting varies
             axes = [
                 a
