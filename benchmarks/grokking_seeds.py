@@ -2,7 +2,7 @@
 
 The README's cpu-quick table comes from::
 
-    python benchmarks/grokking_seeds.py --preset cpu-quick --seeds 0 1 2 --threads 2
+    python benchmarks/grokking_seeds.py --preset cpu-quick --seed 0 --seed 1 --seed 2 --threads 2
 
 and checks the preset's promise: test accuracy first reaches 95% at least 3x
 later than train accuracy does, for every seed.
@@ -21,10 +21,13 @@ from interp.experiments import grokking
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu-quick")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument(
+        "--seed", dest="seeds", type=int, action="append", help="repeatable; default 0, 1, 2"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
+    args.seeds = args.seeds or [0, 1, 2]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:

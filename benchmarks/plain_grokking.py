@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from plain_model import PlainTransformer
 
 from interp.config import ConfigError
+from interp.config.train import ACC_THRESHOLD
 from interp.experiments import grokking
 from interp.models import TransformerConfig
-from interp.training.trainer import ACC_THRESHOLD
 
 
 def run(cfg: grokking.GrokkingConfig, embed_std: float, steps: int) -> dict:

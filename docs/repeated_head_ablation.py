@@ -19,7 +19,7 @@ import torch
 
 from interp.analysis import head_ablation_losses, prefix_matching_scores
 from interp.experiments.repeated_data import make_data, probe_vocab_range
-from interp.training.store import open_run
+from interp.training.rundir import open_run
 
 HEAD = 0.3  # the prefix-matching level the issue calls an induction head
 

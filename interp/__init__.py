@@ -1,8 +1,26 @@
 """memgen-interp: train small models through memorization → generalization and
-look inside them across checkpoints."""
+look inside them across checkpoints.
 
-__version__ = "0.1.0"
+``import interp`` is cheap: the names below are imported on first use
+(PEP 562), so neither torch nor TransformerLens loads until a model does.
+"""
 
-from interp.training.store import Run, open_run
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.2.0"
 
 __all__ = ["Run", "__version__", "open_run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Run", "open_run"):
+        from interp.training import rundir
+
+        return getattr(rundir, name)
+    raise AttributeError(f"module 'interp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

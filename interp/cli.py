@@ -1,48 +1,142 @@
-"""The ``interp`` command line.
+"""The ``interp`` command line: a thin layer over the experiment registry and
+the runner. Nothing heavy is imported until a command runs, so ``interp
+--help`` starts at once.
 
-::
-
-    interp train grokking --preset cpu-quick --run-dir runs/grok [--seed 1] [--set train.lr=3e-3]
-    interp train induction --preset cpu-quick --run-dir runs/ind
-    interp sweep RUN_DIR [--out measures.csv]
-    interp report RUN_DIR
-    interp experiment tickets --preset cpu-quick [--seed 0 --seed 1] [--jobs 2]
-    interp experiment repeated-data --preset cpu-quick [--jobs 2] [--backend ray]
-    interp presets grokking
-    interp demo [--run-dir runs/demo]
+A user error (a bad config value, an unknown name, a run directory that holds
+something else) prints one line, ``error: …``, and exits with status 2; any
+other exception is a bug and keeps its traceback.
 """
 
-from __future__ import annotations
-
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
-from interp.config import ConfigError
-from interp.training.store import RunError
+from interp.config.catalog import RUNS, STUDIES, run_entry, study_entry
+from interp.config.core import UserError
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Train small models through memorization -> generalization and look inside them.",
-)
-train_app = typer.Typer(no_args_is_help=True, help="Train a run into a run directory.")
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The CLI's error boundary: a :class:`UserError` becomes ``error: …`` on
+    stderr and exit status 2; everything else propagates with its traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def _typer(help_text: str) -> typer.Typer:
+    return typer.Typer(
+        no_args_is_help=True,
+        add_completion=False,
+        help=help_text,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+    )
+
+
+app = _typer("Train small models through memorization -> generalization and look inside them.")
+train_app = _typer("Train one run into a run directory.")
+experiment_app = _typer("Multi-run experiments: every run, a results table, checks, a report.")
+tickets_app = _typer("Lottery-ticket masks of grokking runs.")
+viz_app = _typer("Write one visualisation as offline HTML.")
 app.add_typer(train_app, name="train")
+app.add_typer(experiment_app, name="experiment")
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(viz_app, name="viz")
 
-_USER_ERRORS = (ConfigError, RunError, ValueError, FileNotFoundError, KeyError)
+# ------------------------------------------------------------------ options
+Device = Annotated[str, typer.Option(help="auto (cuda when present) | cpu | cuda")]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        help="torch threads (default: $INTERP_THREADS, else torch's; on a busy machine "
+        "the idle cores)"
+    ),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set train.lr=3e-3 (repeatable; JSON values; "
+        "`interp presets EXPERIMENT` lists the keys).",
+    ),
+]
+Seeds = Annotated[list[int] | None, typer.Option("--seed", help="A seed (repeat for several).")]
+Jobs = Annotated[int, typer.Option(help="Runs at a time (each in its own process, 1 thread).")]
+Backend = Annotated[
+    str | None,
+    typer.Option(
+        help="local (in this process) | processes | ray ($RAY_ADDRESS, else a local Ray); "
+        "default: processes when --jobs > 1, else local"
+    ),
+]
+ReportOnly = Annotated[
+    bool,
+    typer.Option(
+        "--report-only", help="Train nothing: tabulate and report the runs finished so far."
+    ),
+]
+StopAccuracy = Annotated[
+    float | None,
+    typer.Option(
+        help="The dense run trains until 500 steps after this test accuracy (or its step cap)."
+    ),
+]
+PruneAt = Annotated[
+    str | None,
+    typer.Option(
+        help="Dense checkpoint the masks are cut from: last, or generalized (the last one at "
+        "or above --dense-stop-accuracy, its best if it never got there)."
+    ),
+]
 
 
-def _fail(exc: BaseException) -> None:
-    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
+def _presets_help(names: Any, default: str | None) -> str:
+    return " | ".join(names) + (f" (default {default})" if default else "")
 
 
-def _echo_result(result, run_dir: Path, t0: float, formatter) -> None:
+class ConfigKeysCommand(TyperCommand):
+    """A ``train`` command whose help ends with every key ``--set`` accepts."""
+
+    experiment = ""
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        from interp.config.core import describe
+
+        entry = run_entry(self.experiment)
+        cfg = entry.preset_table()[entry.default or ""]
+        formatter.write_paragraph()
+        formatter.write_text(
+            f"Keys --set accepts (values of the {entry.default} preset; `interp presets "
+            f"{self.experiment} PRESET` shows another):"
+        )
+        with formatter.indentation():
+            formatter.write_dl(
+                [(k.key, f"{_text(k.value)} ({k.type}): {k.help}") for k in describe(cfg)]
+            )
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+# ------------------------------------------------------------------- train
+def _echo_result(result: Any, run_dir: Path, t0: float, formatter: Callable[[Any], str]) -> None:
     """Print where a finished training run is, how long it took, and its summary."""
     if result.resumed_from is not None:
         typer.echo(f"resumed from step {result.resumed_from}")
@@ -50,99 +144,111 @@ def _echo_result(result, run_dir: Path, t0: float, formatter) -> None:
     typer.echo(formatter(result.summary))
 
 
-def _experiment(name: str):
-    """The experiment module (presets, run, format_summary) registered as ``name``."""
-    from interp.experiments.registry import experiment_module
+def _train_command(name: str) -> Callable[..., None]:
+    entry = run_entry(name)
+    preset_help = "Preset: " + _presets_help(entry.preset_table(), entry.default)
 
-    return experiment_module(name.replace("-", "_"))
-
-
-def _make_train_command(name: str, help_text: str):
+    @guarded
     def command(
         run_dir: Annotated[
             Path, typer.Option("--run-dir", help="Run directory to create or resume.")
         ],
-        preset: Annotated[
-            str, typer.Option(help="Preset name (see `interp presets EXPERIMENT`).")
-        ] = "cpu-quick",
+        preset: Annotated[str, typer.Option(help=preset_help)] = entry.default or "",
         seed: Annotated[
-            int | None, typer.Option(help="Seed for init, data and batch order.")
+            int | None, typer.Option(help="Seed of init, data and batch order.")
         ] = None,
-        set_: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--set", help="Override a config value, e.g. --set train.lr=3e-3 (repeatable)."
-            ),
-        ] = None,
+        set_: Sets = None,
         resume: Annotated[
             bool, typer.Option("--resume", help="Require an existing run dir and continue it.")
         ] = False,
-        device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-        threads: Annotated[
-            int | None, typer.Option(help="torch threads (default: $INTERP_THREADS or torch's)")
-        ] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+        device: Device = "auto",
+        threads: Threads = None,
+        quiet: Quiet = False,
     ) -> None:
-        module = _experiment(name)
-        try:
-            cfg = module.preset(preset, seed=seed, overrides=list(set_ or []))
-            if resume and not (run_dir / "config.json").exists():
-                raise RunError(f"--resume given but {run_dir} holds no run to resume")
-            t0 = time.perf_counter()
-            result = module.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
-        except _USER_ERRORS as exc:
-            _fail(exc)
-            return
-        _echo_result(result, run_dir, t0, module.format_summary)
+        from interp.experiments.registry import experiment
+        from interp.training.files import RunError
 
-    command.__doc__ = help_text
+        exp = experiment(name)
+        cfg = exp.preset(preset, seed, set_ or [])
+        if resume and not (run_dir / "config.json").exists():
+            raise RunError(f"--resume given but {run_dir} holds no run to resume")
+        t0 = time.perf_counter()
+        result = exp.train(cfg, run_dir, device=device, threads=threads, quiet=quiet)
+        _echo_result(result, run_dir, t0, exp.format_summary)
+
+    command.__doc__ = f"Train a {name} run: {entry.help}."
     return command
 
 
-train_app.command("grokking")(
-    _make_train_command(
-        "grokking", "Train a grokking run (modular arithmetic) and print its summary."
-    )
-)
-train_app.command("induction")(
-    _make_train_command(
-        "induction", "Train an attention-only model on repeated sequences; induction heads form."
-    )
-)
-train_app.command("repeated-data")(
-    _make_train_command(
-        "repeated_data",
-        "Train a language model on unique + repeated tokens (one run of the grid).",
-    )
-)
+for _name in ("grokking", "induction", "repeated-data"):
+    _cls = type(f"{_name}Keys", (ConfigKeysCommand,), {"experiment": _name})
+    train_app.command(_name, cls=_cls)(_train_command(_name))
 
 
+@train_app.command("tickets")
+@guarded
+def train_tickets(
+    source: Annotated[Path, typer.Option("--from", help="A finished grokking run directory.")],
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory of the ticket.")],
+    step: Annotated[int | None, typer.Option(help="Checkpoint to prune (default: last).")] = None,
+    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
+    rewind: Annotated[int, typer.Option(help="Checkpoint whose weights survive (0 = init).")] = 0,
+    scope: Annotated[str, typer.Option(help="global | layer")] = "global",
+    control: Annotated[
+        str, typer.Option(help="ticket | random | dense_l1 | dense_l2 | snip | grasp | synflow")
+    ] = "ticket",
+    set_: Sets = None,
+    imp_levels: Annotated[
+        int, typer.Option(help="Iterative magnitude pruning: prune-rewind-retrain rounds.")
+    ] = 1,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Prune a grokking run by magnitude, rewind the survivors, retrain with the mask fixed."""
+    from interp.experiments import tickets
+
+    cfg = tickets.ticket_config(
+        source, step, rate, rewind, scope, control, list(set_ or []), imp_levels
+    )
+    tc = cfg.train
+    if tc.stop_after_gen is not None:  # usually inherited from the source run: say so
+        typer.echo(
+            f"stops {tc.stop_after_gen} steps after test accuracy reaches "
+            f"{tc.stop_accuracy:g} (or at {tc.steps} steps); the source run's rule "
+            "unless --set train.stop_after_gen=… / train.stop_accuracy=…"
+        )
+    t0 = time.perf_counter()
+    result = tickets.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
+    _echo_result(result, run_dir, t0, tickets.format_summary)
+
+
+# --------------------------------------------------------------- analysis
 @app.command()
+@guarded
 def sweep(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    analyzer: Annotated[
+        list[str] | None,
+        typer.Option(help="Analyzer to run (repeatable; default: the experiment's)."),
+    ] = None,
+    step: Annotated[
+        list[int] | None, typer.Option(help="Checkpoint step (repeatable; default: all).")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Worker processes over checkpoints.")] = 1,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Recompute cached results.")] = False,
     out: Annotated[
         Path | None, typer.Option(help="Write the tidy table here (.csv or .json).")
     ] = None,
 ) -> None:
-    """Run the experiment's analyzers over every checkpoint (Fourier progress
-    measures for grokking and ticket runs, head analyzers for induction runs)."""
-    from interp import analysis as an
-    from interp.training.store import open_run
+    """Run analyzers over a run's checkpoints into one tidy table (cached in
+    RUN_DIR/analysis/). Analyzers: composition_scores, copying_scores,
+    direct_logit_copying, duplicate_token_scores, fourier_progress,
+    head_ablation_losses, icl_score, induction_scores, prefix_matching_scores,
+    prev_token_scores."""
+    from interp.experiments.sweeping import sweep_run
 
-    try:
-        run = open_run(run_dir)
-        if run.experiment == "repeated_data":
-            from interp.experiments.repeated_data import run_head_analyzers
-
-            analyzers = list(run_head_analyzers(run.config))
-        elif run.experiment == "induction":
-            analyzers = list(an.HEAD_ANALYZERS)
-        else:
-            analyzers = [an.fourier_progress]
-        df = an.sweep(run, analyzers)
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
+    df = sweep_run(run_dir, analyzer, step, jobs=jobs, refresh=refresh)
     if out is None:
         typer.echo(df.to_csv(index=False))
     elif out.suffix == ".json":
@@ -152,156 +258,132 @@ def sweep(
 
 
 @app.command()
+@guarded
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Write RUN_DIR/report.html (opens offline; plotly.js inlined)."""
-    from interp.viz.report import write_run_report
+    from interp.experiments.registry import experiment
+    from interp.training.rundir import open_run
 
-    try:
-        path = write_run_report(run_dir)
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
-    typer.echo(str(path))
+    run = open_run(run_dir)
+    typer.echo(str(experiment(run.experiment).write_report(run)))
 
 
-@train_app.command("tickets")
-def train_tickets(
-    source: Annotated[Path, typer.Option("--from", help="A finished grokking run directory.")],
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory of the ticket.")],
-    step: Annotated[int | None, typer.Option(help="Checkpoint to prune (default: last).")] = None,
-    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
-    rewind: Annotated[int, typer.Option(help="Checkpoint whose weights survive (0 = init).")] = 0,
-    scope: Annotated[str, typer.Option(help="global | layer")] = "global",
-    control: Annotated[
-        str,
-        typer.Option(help="ticket | random | dense_l1 | dense_l2 | snip | grasp | synflow"),
-    ] = "ticket",
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override, e.g. train.weight_decay=0.")
-    ] = None,
-    imp_levels: Annotated[
-        int, typer.Option(help="Iterative magnitude pruning: prune-rewind-retrain rounds.")
-    ] = 1,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+@app.command()
+@guarded
+def info(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """A run's experiment, state, checkpoints, summary and config."""
+    from interp.training.rundir import open_run
+
+    run = open_run(run_dir)
+    steps = run.steps
+    raw = run.store.read_config()
+    typer.echo(f"run:        {run.path}")
+    typer.echo(f"experiment: {run.experiment}")
+    state = "finished" if run.finished else ("not started" if not steps else "not finished")
+    typer.echo(f"state:      {state}")
+    span = f"{len(steps)} ({steps[0]} … {steps[-1]})" if steps else "0"
+    typer.echo(f"checkpoints: {span}")
+    typer.echo(f"version:    {raw.get('interp_version')} (git {raw.get('git_commit') or '?'})")
+    runtime = run.runtime
+    if runtime:
+        typer.echo("runtime:    " + ", ".join(f"{k} {v}" for k, v in sorted(runtime.items())))
+    summary = run.summary()
+    if summary:
+        typer.echo("summary:")
+        for k, v in sorted(summary.items()):
+            typer.echo(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}")
+    typer.echo("config:")
+    typer.echo(json.dumps(run.config_dict, indent=2, sort_keys=True))
+
+
+# ---------------------------------------------------------------- presets
+@app.command()
+@guarded
+def presets(
+    experiment: Annotated[str, typer.Argument(help=f"One of {sorted(set(RUNS) | set(STUDIES))}.")],
+    preset: Annotated[str | None, typer.Argument(help="A preset (default: list them).")] = None,
 ) -> None:
-    """Prune a grokking run by magnitude, rewind the survivors, retrain with the mask fixed."""
-    from interp.experiments import tickets
+    """An experiment's presets, or one preset's keys: value, type and help."""
+    from interp.config.core import ConfigError
 
-    try:
-        cfg = tickets.ticket_config(
-            source,
-            step,
-            rate,
-            rewind,
-            scope,
-            control,
-            list(set_ or []),  # type: ignore[arg-type]
-            imp_levels,
+    if experiment not in RUNS and experiment not in STUDIES:
+        raise ConfigError(
+            f"unknown experiment {experiment!r}; known: {sorted(set(RUNS) | set(STUDIES))}"
         )
-        tc = cfg.train
-        if tc.stop_after_gen is not None:  # usually inherited from the source run: say so
-            typer.echo(
-                f"stops {tc.stop_after_gen} steps after test accuracy reaches "
-                f"{tc.stop_accuracy:g} (or at {tc.steps} steps); the source run's rule "
-                "unless --set train.stop_after_gen=… / train.stop_accuracy=…"
-            )
-        t0 = time.perf_counter()
-        result = tickets.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
-    _echo_result(result, run_dir, t0, tickets.format_summary)
+    sections = []
+    if experiment in RUNS:
+        sections.append((f"interp train {experiment}", run_entry(experiment)))
+    if experiment in STUDIES:
+        sections.append((f"interp experiment {experiment}", study_entry(experiment)))
+    shown = False
+    for command, entry in sections:
+        table = entry.preset_table()
+        if preset is None:
+            typer.echo(f"{command}: {entry.help}")
+            if not table:
+                typer.echo("  no presets (its config is cut from a grokking run: --from RUN)")
+            for name in table:
+                typer.echo(f"  --preset {name}" + (" (default)" if name == entry.default else ""))
+            continue
+        if preset in table:
+            shown = True
+            typer.echo(f"{command} --preset {preset}:")
+            typer.echo(_key_table(table[preset]))
+    if preset is not None and not shown:
+        known = sorted({n for _, e in sections for n in e.preset_table()})
+        raise ConfigError(f"unknown {experiment} preset {preset!r}; choose from {known}")
 
 
-tickets_app = typer.Typer(no_args_is_help=True, help="Lottery-ticket masks of grokking runs.")
-app.add_typer(tickets_app, name="tickets")
+def _key_table(cfg: Any) -> str:
+    """``key = value  (type)`` and its help below, for every key of ``cfg``."""
+    from interp.config.core import describe
+
+    return "\n".join(
+        f"  {k.key} = {_text(k.value)}  ({k.type})\n      {k.help}" for k in describe(cfg)
+    )
 
 
-@tickets_app.command("find")
-def tickets_find(
-    run_dir: Annotated[Path, typer.Argument(help="A grokking run directory.")],
-    step: Annotated[int | None, typer.Option(help="Checkpoint to prune (default: last).")] = None,
-    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
-    scope: Annotated[str, typer.Option(help="global | layer")] = "global",
+# ------------------------------------------------------------ experiments
+def _run_study(
+    name: str,
+    spec: Any,
+    out: Path,
+    jobs: int,
+    backend: str | None,
+    threads: int | None,
+    report_only: bool,
 ) -> None:
-    """Magnitude mask of one checkpoint, saved under RUN_DIR/masks/ with its sparsity."""
-    from interp.experiments.tickets import find_mask
-    from interp.pruning.masks import save_mask, sparsity
-    from interp.training.store import open_run
+    from interp.experiments.registry import study
+    from interp.experiments.runner import run_study
 
-    try:
-        run = open_run(run_dir)
-        step = run.last_step if step is None else step
-        mask = find_mask(run, step, rate, scope)
-        path = save_mask(
-            run.path / "masks" / f"step_{step:08d}_rate{rate:.2f}_{scope}.safetensors",
-            mask,
-            {"step": step, "rate": rate, "scope": scope},
-        )
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
-    for name, frac in sparsity(mask).items():
-        typer.echo(f"{name:>32}: {frac:.3f} removed")
-    typer.echo(str(path))
+    s = study(name)
+    result = run_study(
+        s,
+        spec,
+        out,
+        backend=backend,
+        jobs=jobs,
+        threads=threads,
+        log=typer.echo,
+        report_only=report_only,
+    )
+    typer.echo(s.format(result))
+    typer.echo(str(out / "report.html"))
 
 
-@tickets_app.command("overlap")
-def tickets_overlap(
-    run_dir: Annotated[Path, typer.Argument(help="A grokking run directory.")],
-    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
-    scope: Annotated[str, typer.Option(help="global | layer")] = "global",
-) -> None:
-    """Masks of every checkpoint: Jaccard overlap (step × step) and the share of kept
-    embedding weight in the key frequencies; writes RUN_DIR/analysis/mask_overlap.*"""
-    from interp.pruning.overlap import masks_over_checkpoints, overlap_table, ticket_structure
-    from interp.training.store import atomic_write_text, open_run
-    from interp.viz.figures import mask_overlap_heatmap
-    from interp.viz.report import write_figures
-
-    try:
-        run = open_run(run_dir)
-        table = overlap_table(masks_over_checkpoints(run, rate, scope))
-        structure = ticket_structure(run, rate, scope)
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
-    out = run.path / "analysis"
-    atomic_write_text(out / "mask_overlap.csv", table.to_csv(index=False))
-    atomic_write_text(out / "ticket_structure.csv", structure.to_csv(index=False))
-    write_figures([mask_overlap_heatmap(table)], out / "mask_overlap.html", "mask overlap")
-    typer.echo(structure.to_string(index=False))
-    typer.echo(str(out / "mask_overlap.html"))
-
-
-experiment_app = typer.Typer(
-    no_args_is_help=True, help="Multi-run experiments: every run, a results table, figures."
-)
-app.add_typer(experiment_app, name="experiment")
-
-
-_PRUNE_HELP = (
-    "Prune the dense run 500 steps after it reaches this test accuracy (or at its "
-    "step cap); 0.95 is the procedure used before 2026-12-02"
-)
-_PRUNE_AT_HELP = (
-    "Which dense checkpoint the masks are cut from: last (default), or generalized "
-    "= the last one at or above --dense-stop-accuracy test accuracy, or at its best "
-    "if it never got there (skips a loss spike at the step cap)"
-)
+def _study_preset_help(name: str) -> str:
+    entry = study_entry(name)
+    return "Preset: " + _presets_help(entry.preset_table(), entry.default)
 
 
 @experiment_app.command("tickets")
+@guarded
 def experiment_tickets(
-    preset: Annotated[str, typer.Option(help="cpu-quick | paper | tiny")] = "cpu-quick",
+    preset: Annotated[str, typer.Option(help=_study_preset_help("tickets"))] = "cpu-quick",
     out: Annotated[
         Path | None, typer.Option(help="Output dir (default runs/tickets-PRESET).")
     ] = None,
-    seeds: Annotated[
-        list[int] | None, typer.Option("--seed", help="Seed (repeat for several; default 0).")
-    ] = None,
+    seeds: Seeds = None,
     control: Annotated[
         list[str] | None,
         typer.Option(
@@ -309,51 +391,48 @@ def experiment_tickets(
             "synflow no_wd t_mem. Default: all."
         ),
     ] = None,
-    jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
-    threads: Annotated[int | None, typer.Option(help="torch threads when --jobs 1")] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override of the dense run, e.g. train.lr=3e-3."),
     ] = None,
-    dense_stop_accuracy: Annotated[
-        float | None,
-        typer.Option(help=_PRUNE_HELP + " (default 0.99)"),
-    ] = None,
-    prune_at: Annotated[str | None, typer.Option(help=_PRUNE_AT_HELP)] = None,
+    dense_stop_accuracy: StopAccuracy = None,
+    prune_at: PruneAt = None,
+    jobs: Jobs = 1,
+    backend: Backend = None,
+    threads: Threads = None,
+    report_only: ReportOnly = False,
 ) -> None:
     """Dense run, tickets at several rates, random / PaI / norm-matched / no-WD /
-    t_mem controls; prints the results table and the required checks, writes
-    OUT/results.csv, results.json and tickets_report.html. Relaunching skips
-    finished runs."""
-    from interp.experiments.ticket_suite import format_results, run_suite, suite_preset
+    t_mem controls per seed; prints the results table, the checks and the
+    paper's orderings, writes OUT/results.csv|json and OUT/report.html.
+    Relaunching skips finished runs (and may add seeds and controls)."""
+    from interp.experiments.ticket_suite import suite_preset
 
-    try:
-        spec = suite_preset(preset, seeds, list(set_ or []), control, dense_stop_accuracy, prune_at)
-        result = run_suite(
-            spec,
-            out or Path("runs") / f"tickets-{preset}",
-            jobs=jobs,
-            threads=threads,
-            log=typer.echo,
-        )
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
-    typer.echo(format_results(result))
-    typer.echo(str((out or Path("runs") / f"tickets-{preset}") / "tickets_report.html"))
+    spec = suite_preset(preset, seeds, list(set_ or []), control, dense_stop_accuracy, prune_at)
+    _run_study(
+        "tickets",
+        spec,
+        out or Path("runs") / f"tickets-{preset}",
+        jobs,
+        backend,
+        threads,
+        report_only,
+    )
 
 
 @experiment_app.command("ticket-regimes")
+@guarded
 def experiment_ticket_regimes(
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/ticket-regimes"),
+    preset: Annotated[str, typer.Option(help=_study_preset_help("ticket-regimes"))] = "cpu-quick",
+    out: Annotated[
+        Path | None, typer.Option(help="Output dir (default runs/ticket-regimes-PRESET).")
+    ] = None,
     model: Annotated[
-        list[str] | None, typer.Option(help="transformer | mlp (repeat; default both)")
+        list[str] | None, typer.Option(help="transformer | mlp (repeat; default: the preset's)")
     ] = None,
-    seeds: Annotated[
-        list[int] | None, typer.Option("--seed", help="Seeds (default 0 1 2).")
-    ] = None,
+    seeds: Seeds = None,
     lr: Annotated[
-        list[float] | None, typer.Option(help="Learning rates (default: three per model).")
+        list[float] | None, typer.Option(help="Learning rates (repeat; default: three per model).")
     ] = None,
     train_fraction: Annotated[
         list[float] | None,
@@ -362,78 +441,101 @@ def experiment_ticket_regimes(
             "unless --lr is given too (then every combination)."
         ),
     ] = None,
-    jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
-    dense_stop_accuracy: Annotated[float, typer.Option(help=_PRUNE_HELP)] = 0.99,
-    prune_at: Annotated[str, typer.Option(help=_PRUNE_AT_HELP)] = "last",
+    dense_stop_accuracy: StopAccuracy = None,
+    prune_at: PruneAt = None,
+    jobs: Jobs = 1,
+    backend: Backend = None,
+    threads: Threads = None,
+    report_only: ReportOnly = False,
 ) -> None:
-    """Ticket speedup vs the dense run's grokking delay t_gen/t_mem, over learning
-    rates (or training fractions), for the 1-layer transformer and the MLP;
-    writes OUT/regimes.csv|html."""
-    from interp.experiments.ticket_studies import regime_sweep
+    """Ticket speedup vs the dense run's grokking delay t_gen/t_mem, over
+    learning rates (or training fractions), for the 1-layer transformer and the
+    MLP; writes OUT/results.csv|json and OUT/report.html."""
+    from dataclasses import replace
 
-    models = list(model or ["transformer", "mlp"])
-    try:
-        lrs = {m: tuple(lr) for m in models} if lr else None
-        fractions = {m: tuple(train_fraction) for m in models} if train_fraction else None
-        df = regime_sweep(
-            out,
-            models,
-            lrs,
-            list(seeds or [0, 1, 2]),
-            jobs=jobs,
-            log=typer.echo,
-            dense_stop_accuracy=dense_stop_accuracy,
-            fractions=fractions,
-            prune_at=prune_at,
-        )
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
-    typer.echo(df.drop(columns=["label"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    typer.echo(str(out / "regimes.html"))
+    from interp.experiments.registry import study
+
+    spec = study("ticket-regimes").preset(preset)
+    changes: dict[str, Any] = {}
+    models = tuple(model) if model else spec.models
+    if model:
+        changes["models"] = models
+    if seeds:
+        changes["seeds"] = tuple(seeds)
+    if lr:
+        changes["lrs"] = {m: tuple(lr) for m in models}
+    if train_fraction:
+        changes["fractions"] = {m: tuple(train_fraction) for m in models}
+        if not lr:
+            changes["lrs"] = None
+    if dense_stop_accuracy is not None:
+        changes["dense_stop_accuracy"] = dense_stop_accuracy
+    if prune_at is not None:
+        changes["prune_at"] = prune_at
+    spec = replace(spec, **changes) if changes else spec
+    _run_study(
+        "ticket-regimes",
+        spec,
+        out or Path("runs") / f"ticket-regimes-{preset}",
+        jobs,
+        backend,
+        threads,
+        report_only,
+    )
 
 
-@tickets_app.command("curve")
-def tickets_curve(
-    run_dir: Annotated[Path, typer.Argument(help="A finished grokking run directory.")],
+@experiment_app.command("ticket-curve")
+@guarded
+def experiment_ticket_curve(
+    source: Annotated[Path, typer.Option("--from", help="A finished grokking run directory.")],
+    preset: Annotated[str, typer.Option(help=_study_preset_help("ticket-curve"))] = "cpu-quick",
     out: Annotated[
-        Path | None, typer.Option(help="Output dir (default RUN_DIR/../NAME-curve).")
+        Path | None, typer.Option(help="Output dir (default: RUN_DIR/../NAME-curve).")
     ] = None,
-    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
+    rate: Annotated[
+        float | None, typer.Option(help="Fraction of weights REMOVED (default 0.6).")
+    ] = None,
     step: Annotated[
         list[int] | None, typer.Option(help="Mask steps (repeat; default ~10 log-spaced).")
     ] = None,
-    jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
+    jobs: Jobs = 1,
+    backend: Backend = None,
+    threads: Threads = None,
+    report_only: ReportOnly = False,
 ) -> None:
-    """Retrain a ticket from masks taken at several checkpoints: speedup vs mask step,
-    with the mask's overlap with the final mask and its key-frequency share."""
-    from interp.experiments.ticket_studies import mask_step_curve
+    """Retrain a ticket from masks cut at several checkpoints of one dense run:
+    speedup vs mask step, with the mask's overlap with the final mask and its
+    key-frequency share; writes OUT/results.csv|json and OUT/report.html."""
+    from dataclasses import replace
 
-    out = out or run_dir.parent / f"{run_dir.name}-curve"
-    try:
-        df = mask_step_curve(run_dir, out, rate, step, jobs=jobs, log=typer.echo)
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
-    typer.echo(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    typer.echo(str(out / "curve.html"))
+    from interp.experiments.registry import study
+
+    spec = study("ticket-curve").preset(preset)
+    changes: dict[str, Any] = {"source": str(source.resolve())}
+    if rate is not None:
+        changes["rate"] = rate
+    if step:
+        changes["steps"] = tuple(step)
+    spec = replace(spec, **changes)
+    _run_study(
+        "ticket-curve",
+        spec,
+        out or source.parent / f"{source.name}-curve",
+        jobs,
+        backend,
+        threads,
+        report_only,
+    )
 
 
 @experiment_app.command("repeated-data")
+@guarded
 def experiment_repeated_data(
-    preset: Annotated[
-        str,
-        typer.Option(help="cpu-quick | cpu-text | cpu-copy | cpu-copy-text | cpu-full | paper"),
-    ] = "cpu-quick",
+    preset: Annotated[str, typer.Option(help=_study_preset_help("repeated-data"))] = "cpu-quick",
     out: Annotated[
         Path | None, typer.Option(help="Output dir (default runs/repeated-PRESET).")
     ] = None,
-    seeds: Annotated[
-        list[int] | None, typer.Option("--seed", help="Seeds of the main grid (repeat).")
-    ] = None,
-    jobs: Annotated[int, typer.Option(help="Parallel runs (1 torch thread each).")] = 1,
-    backend: Annotated[str, typer.Option(help="local | ray (an existing Ray cluster)")] = "local",
-    threads: Annotated[int | None, typer.Option(help="torch threads when --jobs 1")] = None,
+    seeds: Seeds = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override every run, e.g. train.lr=1e-3.")
     ] = None,
@@ -455,66 +557,114 @@ def experiment_repeated_data(
             help="Sizes trained at f = 0 only (points for the effective-size fit).",
         ),
     ] = None,
-    report_only: Annotated[
-        bool,
-        typer.Option(
-            "--report-only",
-            help="Train nothing: results and report of the runs finished so far under --out.",
-        ),
-    ] = False,
+    jobs: Jobs = 1,
+    backend: Backend = None,
+    threads: Threads = None,
+    report_only: ReportOnly = False,
 ) -> None:
-    """Sizes × repeated fraction × repeated epochs × seeds, with f = 0 baselines and
-    unique-only controls; writes OUT/results.csv|json and repeated_report.html.
+    """Sizes × repeated fraction × repeated epochs × seeds, with f = 0 baselines
+    and unique-only controls; writes OUT/results.csv|json and OUT/report.html.
     Relaunching skips finished runs and resumes interrupted ones, so a finer E
-    scan (``--epochs 30 --epochs 300 …``) reuses what is already trained.
-    ``--report-only`` tabulates a grid still running or partly run."""
-    from interp.experiments.repeated_grid import aggregate, grid_preset, report_grid, run_grid
+    scan (``--epochs 30 --epochs 300 …``) reuses what is already trained."""
+    from interp.experiments.repeated_grid import grid_preset
 
-    out = out or Path("runs") / f"repeated-{preset}"
-    try:
-        spec = grid_preset(
-            preset, seeds, list(set_ or []), sizes=sizes, fractions=fractions, epochs=epochs,
-            baseline_sizes=baseline_sizes,
-        )  # fmt: skip
-        if report_only:
-            table = report_grid(spec, out, log=typer.echo)
-        else:
-            table = run_grid(spec, out, jobs=jobs, backend=backend, threads=threads, log=typer.echo)
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
-    cols = ["size", "run", "seeds", "test_loss_mean", "se", "vs_f0", "vs_unique-fewer-steps",
-            "vs_unique-fewer-steps_se", "vs_unique-same-steps", "vs_unique-same-steps_se",
-            "copy_gain_mean", "copy_gain_se", "prefix_matching_max_mean",
-            "prefix_matching_text_mean"]  # fmt: skip
-    typer.echo(aggregate(table)[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    typer.echo(str(out / "repeated_report.html"))
+    spec = grid_preset(
+        preset,
+        seeds,
+        list(set_ or []),
+        sizes=sizes,
+        fractions=fractions,
+        epochs=epochs,
+        baseline_sizes=baseline_sizes,
+    )
+    _run_study(
+        "repeated-data",
+        spec,
+        out or Path("runs") / f"repeated-{preset}",
+        jobs,
+        backend,
+        threads,
+        report_only,
+    )
 
 
-viz_app = typer.Typer(no_args_is_help=True, help="Write one visualisation as offline HTML.")
-app.add_typer(viz_app, name="viz")
+# ----------------------------------------------------------------- tickets
+@tickets_app.command("find")
+@guarded
+def tickets_find(
+    run_dir: Annotated[Path, typer.Argument(help="A grokking run directory.")],
+    step: Annotated[int | None, typer.Option(help="Checkpoint to prune (default: last).")] = None,
+    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
+    scope: Annotated[str, typer.Option(help="global | layer")] = "global",
+) -> None:
+    """Magnitude mask of one checkpoint, saved under RUN_DIR/masks/ with its sparsity."""
+    from interp.experiments.tickets import find_mask
+    from interp.pruning.masks import save_mask, sparsity
+    from interp.training.rundir import open_run
+
+    run = open_run(run_dir)
+    step = run.last_step if step is None else step
+    mask = find_mask(run, step, rate, scope)
+    path = save_mask(
+        run.path / "masks" / f"step_{step:08d}_rate{rate:.2f}_{scope}.safetensors",
+        mask,
+        {"step": step, "rate": rate, "scope": scope},
+    )
+    for name, frac in sparsity(mask).items():
+        typer.echo(f"{name:>32}: {frac:.3f} removed")
+    typer.echo(str(path))
 
 
+@tickets_app.command("overlap")
+@guarded
+def tickets_overlap(
+    run_dir: Annotated[Path, typer.Argument(help="A grokking run directory.")],
+    rate: Annotated[float, typer.Option(help="Fraction of weights REMOVED.")] = 0.6,
+    scope: Annotated[str, typer.Option(help="global | layer")] = "global",
+) -> None:
+    """Masks of every checkpoint: Jaccard overlap (step × step) and the share of kept
+    embedding weight in the key frequencies; writes RUN_DIR/analysis/mask_overlap.*"""
+    from interp.pruning.overlap import masks_over_checkpoints, overlap_table, ticket_structure
+    from interp.training.files import atomic_write_text
+    from interp.training.rundir import open_run
+    from interp.viz.figures import mask_overlap_heatmap
+    from interp.viz.report import write_figures
+
+    run = open_run(run_dir)
+    table = overlap_table(masks_over_checkpoints(run, rate, scope))
+    structure = ticket_structure(run, rate, scope)
+    out = run.path / "analysis"
+    atomic_write_text(out / "mask_overlap.csv", table.to_csv(index=False))
+    atomic_write_text(out / "ticket_structure.csv", structure.to_csv(index=False))
+    write_figures([mask_overlap_heatmap(table)], out / "mask_overlap.html", "mask overlap")
+    typer.echo(structure.to_string(index=False))
+    typer.echo(str(out / "mask_overlap.html"))
+
+
+# --------------------------------------------------------------------- viz
 def parse_token_text(text: str, d_vocab: int) -> list[int]:
     """Token ids from ``--text`` for models without a tokenizer: whitespace- or
     comma-separated integers, each in [0, d_vocab)."""
+    from interp.config.core import ConfigError
+
     parts = text.replace(",", " ").split()
     if not parts:
-        raise ValueError("--text is empty")
+        raise ConfigError("--text is empty")
     ids = []
     for p in parts:
         if not p.lstrip("-").isdigit():
-            raise ValueError(
+            raise ConfigError(
                 f"--text token {p!r} is not an integer id; this model has no tokenizer, so "
                 "give token ids, e.g. --text '3 17 42 3 17'"
             )
         if not 0 <= int(p) < d_vocab:
-            raise ValueError(f"--text token {p} is outside the vocabulary [0, {d_vocab})")
+            raise ConfigError(f"--text token {p} is outside the vocabulary [0, {d_vocab})")
         ids.append(int(p))
     return ids
 
 
 @viz_app.command("attention")
+@guarded
 def viz_attention(
     run_dir: Annotated[Path, typer.Argument(help="A run directory of a transformer run.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="HTML file to write.")],
@@ -528,70 +678,52 @@ def viz_attention(
     """circuitsvis attention patterns at one checkpoint, as HTML that opens offline."""
     import torch
 
-    from interp.training.store import open_run
+    from interp.config.core import ConfigError
+    from interp.experiments.registry import experiment
+    from interp.training.rundir import open_run
     from interp.viz.circuits import write_attention_html
 
-    try:
-        run = open_run(run_dir)
-        model = run.load(step)
-        if not hasattr(model, "cfg") or not hasattr(model.cfg, "n_heads"):
-            raise ValueError(f"{run_dir} holds a model without attention heads")
-        if text is not None:
-            tokens = torch.tensor(parse_token_text(text, model.cfg.d_vocab))
-        elif run.experiment == "induction":
-            from interp.experiments.induction import probe_tokens
-
-            tokens = probe_tokens(run.config)[0]
-        else:
-            raise ValueError("give --text with the token ids to show")
-        shown = run.last_step if step is None else step
-        path = write_attention_html(
-            out,
-            model,
-            tokens,
-            layers=layer,
-            heads=head,
-            title=f"attention: {run.path.name}, step {shown}",
-        )
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
+    run = open_run(run_dir)
+    model = run.load(step)
+    if not hasattr(model, "cfg") or not hasattr(model.cfg, "n_heads"):
+        raise ConfigError(f"{run_dir} holds a model without attention heads")
+    if text is not None:
+        tokens = torch.tensor(parse_token_text(text, model.cfg.d_vocab))
+    else:
+        tokens = experiment(run.experiment).probe(run)
+        if tokens is None:
+            raise ConfigError("give --text with the token ids to show")
+    shown = run.last_step if step is None else step
+    path = write_attention_html(
+        out,
+        model,
+        tokens,
+        layers=layer,
+        heads=head,
+        title=f"attention: {run.path.name}, step {shown}",
+    )
     typer.echo(str(path))
 
 
+# -------------------------------------------------------------------- demo
 @app.command()
-def presets(experiment: Annotated[str, typer.Argument()] = "grokking") -> None:
-    """Print an experiment's presets as JSON."""
-    from interp.config import to_dict
-
-    try:
-        module = _experiment(experiment)
-    except KeyError as exc:
-        _fail(exc)
-        return
-    typer.echo(json.dumps({k: to_dict(v.resolve()) for k, v in module.PRESETS.items()}, indent=2))
-
-
-@app.command()
+@guarded
 def demo(
     run_dir: Annotated[Path, typer.Option("--run-dir")] = Path("runs/demo"),
     seed: Annotated[int, typer.Option()] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    threads: Threads = None,
+    quiet: Quiet = False,
 ) -> None:
     """Train the cpu-quick grokking preset, sweep its progress measures, write the report."""
     from interp.experiments import grokking
-    from interp.viz.report import write_run_report
+    from interp.training.rundir import open_run
 
     t0 = time.perf_counter()
-    try:
-        cfg = grokking.preset("cpu-quick", seed=seed)
-        result = grokking.run(cfg, str(run_dir / f"grokking-seed{seed}"), quiet=quiet)
-        typer.echo(grokking.format_summary(result.summary))
-        t1 = time.perf_counter()
-        path = write_run_report(result.store.path)
-    except _USER_ERRORS as exc:
-        _fail(exc)
-        return
+    cfg = grokking.preset("cpu-quick", seed=seed)
+    result = grokking.run(cfg, str(run_dir / f"grokking-seed{seed}"), threads=threads, quiet=quiet)
+    typer.echo(grokking.format_summary(result.summary))
+    t1 = time.perf_counter()
+    path = grokking.EXPERIMENT.write_report(open_run(result.store.path))
     t2 = time.perf_counter()
     typer.echo(f"train {t1 - t0:.1f} s, sweep + report {t2 - t1:.1f} s")
     typer.echo(f"report: {path.resolve()}")

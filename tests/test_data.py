@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from interp.config import ConfigError
-from interp.data.modular import ModularConfig, all_pairs, apply_op, is_prime, make_modular
+from interp.config.data import ModularConfig, is_prime
+from interp.data.modular import all_pairs, apply_op, make_modular
 
 
 @pytest.mark.parametrize("op", ["+", "-", "*", "/"])

@@ -18,7 +18,7 @@ from interp.analysis.memorization import (
     verbatim_fraction,
 )
 from interp.experiments import repeated_data
-from interp.training.store import RunStore, open_run
+from interp.training.rundir import RunStore, open_run
 
 
 class Successor(nn.Module):

@@ -54,7 +54,15 @@ def test_make_model_does_not_touch_global_rng():
 def test_sweep_is_tidy_and_cached(tiny_run, monkeypatch):
     run = open_run(tiny_run)
     df = sweep(run, [fourier_progress])
-    assert list(df.columns) == ["step", "layer", "head", "metric", "value"]
+    assert list(df.columns) == [
+        "step",
+        "layer",
+        "head",
+        "source_layer",
+        "source_head",
+        "metric",
+        "value",
+    ]
     assert sorted(df["step"].unique()) == run.steps
     assert {"restricted_loss", "excluded_loss", "embedding_gini", "sum_squared_weights"} <= set(
         df["metric"]

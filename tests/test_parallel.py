@@ -1,4 +1,5 @@
-"""Worker processes of run_jobs end with the process that started them."""
+"""Worker processes of the runner's processes backend end with the process that
+started them."""
 
 import os
 import signal
@@ -36,9 +37,11 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
     env = {**os.environ, "PIDS": str(pids)}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
     code = (
-        "from interp.experiments.parallel import run_jobs\n"
+        "from interp.experiments.runner import make_backend\n"
         "from slowjob import job\n"
-        "run_jobs(list(range(6)), job, jobs=2)\n"
+        "pool = make_backend('processes', 2, None).pool\n"
+        "futures = [pool.submit(job, i, 1) for i in range(6)]\n"
+        "futures[0].result()\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", code], env=env)
     try:

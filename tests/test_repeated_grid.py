@@ -19,14 +19,14 @@ from interp.experiments.repeated_grid import (
     GridRun,
     GridSpec,
     aggregate,
-    final_head_scores,
     grid_preset,
     grid_runs,
+    paired_differences,
     results_table,
     run_config,
     run_grid,
 )
-from interp.training.store import RunStore, open_run
+from interp.training.rundir import RunStore, open_run
 from interp.viz.repeated import (
     MEASURE_PANELS,
     damage_vs_epochs,
@@ -110,7 +110,7 @@ def test_aggregate_pairs_differences_by_seed():
          "test_loss": 1.5},
     ]  # fmt: skip
     agg = aggregate(pd.DataFrame(rows)).set_index("run")
-    fig = damage_vs_epochs(pd.DataFrame(rows))
+    fig = damage_vs_epochs(paired_differences(pd.DataFrame(rows)), aggregate(pd.DataFrame(rows)))
     lines = {t.xaxis: t for t in fig.data if t.mode == "lines+markers"}  # one per control
     assert list(lines["x"].x) == [10, 99] and list(lines["x"].y) == pytest.approx([-0.2, 0.4])
     assert list(lines["x2"].x) == []  # no same-steps control in the table
@@ -144,18 +144,27 @@ def test_loss_vs_epochs_draws_each_reference_once_in_its_lines_colour():
     assert refs == {(1.0, "gray"), (1.1, colour["s, f=0.1"]), (1.2, colour["s, f=0.5"])}
     assert len(fig.layout.shapes) == 3
     # the damage figure of the same grid draws each (size, f) in the same colour
-    damage = damage_vs_epochs(pd.DataFrame(rows))
+    df = pd.DataFrame(rows)
+    damage = damage_vs_epochs(paired_differences(df), aggregate(df))
     assert {t.name: t.line.color for t in damage.data if t.mode == "lines+markers"} == colour
+
+
+def _frame(runs, summaries):
+    """The runner's assembled table for these grid runs and summaries."""
+    return pd.DataFrame(
+        [{"size": r.size, "run": r.name, "kind": r.kind, "f": r.f, "E": r.epochs, "seed": r.seed,
+          **s, "seconds": 1.0} for r, s in zip(runs, summaries, strict=True)]
+    )  # fmt: skip
 
 
 def test_effective_size_column_from_two_sizes():
     runs = [GridRun("xs", "f0", 0), GridRun("s", "f0", 0), GridRun("s", "repeated", 0, 0.5, 100)]
-    done = {}
-    for r, n, loss in zip(runs, (1e5, 1e6, 1e6), (4.0, 2.0, 3.0), strict=True):
-        heads = {"prefix_matching_max": 0.0, "induction_max": 0.0}
-        summary = {"non_embedding_params": n, "final_test_loss": loss}
-        done[r] = {"summary": summary, "heads": heads, "seconds": 1.0}
-    t = results_table(runs, done)
+    summaries = [
+        {"non_embedding_params": n, "final_test_loss": loss, "prefix_matching_max": 0.0,
+         "induction_max": 0.0}
+        for n, loss in zip((1e5, 1e6, 1e6), (4.0, 2.0, 3.0), strict=True)
+    ]  # fmt: skip
+    t = results_table(_frame(runs, summaries))
     # L = a N^-alpha through (1e5, 4) and (1e6, 2): loss 3 ⇔ N = 1e5 · (4/3)^(1/alpha)
     alpha = math.log10(2)
     assert t["effective_params"].iloc[2] == pytest.approx(1e5 * (4 / 3) ** (1 / alpha))
@@ -165,13 +174,12 @@ def test_effective_size_column_from_two_sizes():
 def test_measures_figure_plots_effective_size_and_copying_loss_vs_epochs():
     runs = [GridRun("xs", "f0", 0), GridRun("s", "f0", 0)]
     runs += [GridRun("s", "repeated", seed, 0.5, 100) for seed in (0, 1)]
-    done = {}
-    for r, n, loss in zip(runs, (1e5, 1e6, 1e6, 1e6), (4.0, 2.0, 3.0, 2.5), strict=True):
-        heads = {"prefix_matching_max": 0.1 * (r.seed + 1), "induction_max": 0.0}
-        summary = {"non_embedding_params": n, "final_test_loss": loss,
-                   "final_copy_loss_later": loss / 2}  # fmt: skip
-        done[r] = {"summary": summary, "heads": heads, "seconds": 1.0}
-    agg = aggregate(results_table(runs, done))
+    summaries = [
+        {"non_embedding_params": n, "final_test_loss": loss, "final_copy_loss_later": loss / 2,
+         "prefix_matching_max": 0.1 * (r.seed + 1), "induction_max": 0.0}
+        for r, n, loss in zip(runs, (1e5, 1e6, 1e6, 1e6), (4.0, 2.0, 3.0, 2.5), strict=True)
+    ]  # fmt: skip
+    agg = aggregate(results_table(_frame(runs, summaries)))
     fig = measures_vs_epochs(agg)
     panels = {a.text: f"x{i if i > 1 else ''}" for i, a in enumerate(fig.layout.annotations, 1)}
     assert set(panels) == {title for _, title in MEASURE_PANELS}
@@ -201,9 +209,7 @@ def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):
     spec = GRIDS["tiny"]
     out = tmp_path / "grid"
     # one run killed half-way before the grid starts
-    victim = GridRun(
-        "tiny", "repeated", 0, 0.5, 8, ("data.repeated_fraction=0.5", "data.repeated_epochs=8")
-    )
+    victim = GridRun("tiny", "repeated", 0, 0.5, 8)
     repeated_data.run(
         run_config(spec, victim), str(victim.path(out)), quiet=True, stop_after_step=20
     )
@@ -223,10 +229,12 @@ def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):
     )
     assert r.exit_code == 0 and (victim.path(out) / "summary.json").stat().st_mtime_ns == stamp
     res = json.loads((out / "results.json").read_text())
-    assert res["aggregate"] and "<script src=" not in (out / "repeated_report.html").read_text()
+    assert res["aggregate"] and "<script src=" not in (out / "report.html").read_text()
     # over training: test loss, copying gain and prefix matching, a line per run and panel
-    fig = training_curves_by_run(out, table)
-    n_runs = int(((table["size"] == table["size"].iloc[0]) & (table["seed"] == 0)).sum())
+    first = table[(table["size"] == table["size"].iloc[0]) & (table["seed"] == 0)]
+    curves = {r: open_run(out / "tiny" / r / "seed0").metrics() for r in first["run"]}
+    fig = training_curves_by_run(curves, "tiny, seed 0")
+    n_runs = len(first)
     assert len(fig.data) == 3 * n_runs
     pm = [t for t in fig.data if t.yaxis == "y3"]
     assert len(pm) == n_runs and all(len(t.y) > 1 and 0 <= min(t.y) <= max(t.y) <= 1 for t in pm)
@@ -243,25 +251,27 @@ def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):
             "train.lr=1e-2",
         ],
     )
-    assert r.exit_code == 2 and "another base/overrides" in r.output
+    assert r.exit_code == 2 and "another spec (overrides: [] there" in r.output
     # --report-only on a grid with one run unfinished: tabulates the rest, trains nothing
-    (victim.path(out) / "summary.json").rename(tmp_path / "summary.json")
+    (victim.path(out) / "DONE").rename(tmp_path / "DONE")
+    before = sorted(p.name for p in (victim.path(out) / "checkpoints").iterdir())
     r = CliRunner().invoke(
         app, ["experiment", "repeated-data", "--preset", "tiny", "--out", str(out), "--report-only"]
     )
     assert r.exit_code == 0, r.output
-    assert "9 of 10 runs finished" in r.output and not (victim.path(out) / "summary.json").exists()
+    assert "9 of 10 runs finished" in r.output and not (victim.path(out) / "DONE").exists()
+    assert sorted(p.name for p in (victim.path(out) / "checkpoints").iterdir()) == before
     partial = pd.read_csv(out / "results.csv")
     assert len(partial) == 9 and victim.name not in set(partial["run"][partial["seed"] == 0])
     res = json.loads((out / "results.json").read_text())
     assert res["missing"] == [str(victim.path(out).relative_to(out))]
-    assert "partial: 1 runs" in (out / "repeated_report.html").read_text()
+    assert "partial: 1 runs" in (out / "report.html").read_text()
     pd.testing.assert_frame_equal(
         partial.drop(columns=["seconds"]).reset_index(drop=True),
         table[table["run"].ne(victim.name) | table["seed"].ne(0)]
         .drop(columns=["seconds"]).reset_index(drop=True),
     )  # fmt: skip
-    for bad, msg in ((tmp_path / "nowhere", "no grid.json"), (tmp_path, "no grid.json")):
+    for bad, msg in ((tmp_path / "nowhere", "no spec.json"), (tmp_path, "no spec.json")):
         r = CliRunner().invoke(
             app, ["experiment", "repeated-data", "--preset", "tiny", "--out", str(bad),
                   "--report-only"],
@@ -302,7 +312,7 @@ def test_finer_epoch_scan_reuses_the_runs_already_trained(tmp_path):
     assert r.exit_code == 0, r.output
     first = pd.read_csv(out / "results.csv")
     assert sorted(first.loc[first["kind"] == "repeated", "E"]) == [2]
-    e2 = GridRun("tiny", "repeated", 0, 0.5, 2, ())
+    e2 = GridRun("tiny", "repeated", 0, 0.5, 2)
     stamp = (e2.path(out) / "summary.json").stat().st_mtime_ns
     r = CliRunner().invoke(app, [*base, "--epochs", "2", "--epochs", "4"])
     assert r.exit_code == 0, r.output
@@ -330,12 +340,12 @@ def test_final_head_scores_and_sweep_probe_the_runs_own_token_range(tmp_path):
     cfg = repeated_data.preset("tiny", overrides=byte_text)
     repeated_data.run(cfg, str(tmp_path / "run"), quiet=True)
     model = open_run(tmp_path / "run").load()
-    got = final_head_scores(tmp_path / "run")["prefix_matching_max"]
+    heads = open_run(tmp_path / "run").summary()  # the end-of-run head scores
+    got = heads["prefix_matching_max"]
     printable = float(prefix_matching_scores(model, vocab_range=(32, 127)).max())
     assert got == pytest.approx(printable, abs=1e-6)
     assert got != pytest.approx(float(prefix_matching_scores(model).max()), abs=1e-4)
     # `interp sweep` on the run measures every head on the same printable range
-    heads = final_head_scores(tmp_path / "run")
     csv = tmp_path / "sweep.csv"
     r = CliRunner().invoke(app, ["sweep", str(tmp_path / "run"), "--out", str(csv)])
     assert r.exit_code == 0, r.output

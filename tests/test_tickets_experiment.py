@@ -15,13 +15,18 @@ from typer.testing import CliRunner
 
 from interp.analysis.fourier import run_key_frequencies
 from interp.cli import app
-from interp.config import ConfigError, apply_overrides
+from interp.config import ConfigError
+from interp.config.tickets import RegimeSpec
+from interp.config.train import TrainConfig
 from interp.experiments import grokking, ticket_suite, tickets
+from interp.experiments.runner import JobResult
 from interp.models import MLPConfig, TransformerConfig, make_mlp, make_transformer, named_weights
 from interp.pruning import load_mask, sparsity
 from interp.pruning.scores import synflow_scores
-from interp.training.store import RunStore, open_run
-from interp.training.trainer import ClassificationTask, TrainConfig, first_step_at_or_above, train
+from interp.training.metrics import first_step_at_or_above
+from interp.training.rundir import RunStore, open_run
+from interp.training.tasks import ClassificationTask
+from interp.training.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +110,8 @@ def test_stop_after_gen_ends_the_run_and_resumes_to_the_same_step(tmp_path, stop
         return train(model, _easy_task(), cfg, store, 0, quiet=True, stop_after_step=stop)
 
     res = fit(tmp_path / "a")
-    t_gen = res.summary["t_gen"]  # always at 95% test accuracy
     rows = RunStore(tmp_path / "a").read_metric_rows()
+    t_gen = grokking.summarize(rows)["t_gen"]  # always at 95% test accuracy
     start = first_step_at_or_above(rows, "test", "accuracy", stop_accuracy)
     assert t_gen == first_step_at_or_above(rows, "test", "accuracy", 0.95)
     if stop_accuracy == 1.0:
@@ -163,15 +168,19 @@ def _row(run, t_gen, kind=None, steps=5000, t_gen_90=None):
     }
 
 
-def test_suite_spec_dense_stop_and_ticket_stop():
+def test_suite_spec_dense_stop_and_ticket_stop(tmp_path):
     for bad in (0.0, 1.5, float("nan")):
         with pytest.raises(ConfigError, match="dense_stop_accuracy"):
             ticket_suite.SuiteSpec(dense_preset="tiny", dense_stop_accuracy=bad)
     spec = ticket_suite.SuiteSpec(dense_preset="tiny", stop_after_gen=30)
+    dense = ticket_suite.dense_config(spec, seed=0)
+    assert (dense.train.stop_after_gen, dense.train.stop_accuracy) == (500, 0.99)
+    grokking.run(dense, str(tmp_path / "d"), quiet=True)
     # tickets and controls stop at t_gen's 95%, whatever the dense run stopped at
-    cfg = grokking.preset("tiny", overrides=[f"train.stop_accuracy={spec.dense_stop_accuracy}"])
-    cfg = apply_overrides(cfg, ticket_suite.ticket_stop(spec))
-    assert (cfg.train.stop_after_gen, cfg.train.stop_accuracy) == (30, 0.95)
+    cfg = ticket_suite.cut_from_dense(str(tmp_path / "d"), 60, 0.6, "ticket", 123, 30)
+    assert (cfg.train.stop_after_gen, cfg.train.stop_accuracy, cfg.train.steps) == (30, 0.95, 123)
+    assert ticket_suite.budget(2.0, {"t_gen": 100, "steps": 700}, 30) == 230
+    assert ticket_suite.budget(2.0, {"t_gen": None, "steps": 700}, 30) == 730
 
 
 def test_required_checks_on_known_tables():
@@ -305,7 +314,7 @@ def tiny_suite(tmp_path_factory):
 def test_tickets_experiment_tiny_end_to_end(tiny_suite):
     out, args, output = tiny_suite
     table = pd.read_csv(out / "results.csv")
-    spec = ticket_suite.PRESETS["tiny"]
+    spec = ticket_suite.SUITES["tiny"]
     assert set(table["run"]) == {"dense", *(f"ticket-r{x:g}" for x in spec.rates), *CONTROLS}
     by = table.set_index("run")
     dense_t_gen = by.loc["dense", "t_gen"]
@@ -354,7 +363,7 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
     assert orderings == {f"ticket r0.6 faster than {c}" for c in ("random", "dense_l2", "t_mem")}
     for c in result["checks"] + result["orderings"]:  # printed with its verdict
         assert f"[{'PASS' if c['pass'] else 'FAIL'}] seed 0: {c['check']}" in output
-    html = (out / "tickets_report.html").read_text()
+    html = (out / "report.html").read_text()
     assert "Steps to 95% test accuracy" in html and "<script src=" not in html
     # counts first, then the figures, then every verdict
     n_pass = sum(c["pass"] for c in result["checks"])
@@ -366,33 +375,29 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
     for run in ("ticket-r0.6", "random", "dense_l2"):  # cut from dense's last checkpoint
         assert by.loc[run, "mask_step"] == dense_last
     stamp = (out / "seed0" / "random" / "summary.json").stat().st_mtime_ns
-    # a suite.json written before prune_at existed relaunches as "last"
-    stored = json.loads((out / "suite.json").read_text())
+    # the suite.json of version 0.1.0 (no prune_at then) relaunches as "last"
+    stored = json.loads((out / "spec.json").read_text())
     assert stored.pop("prune_at") == "last"
     (out / "suite.json").write_text(json.dumps(stored))
+    (out / "spec.json").unlink()
     r = CliRunner().invoke(app, args + [x for c in CONTROLS for x in ("--control", c)])
     assert r.exit_code == 0, r.output
     assert (out / "seed0" / "random" / "summary.json").stat().st_mtime_ns == stamp  # skipped
     r = CliRunner().invoke(app, [*args, "--set", "train.lr=3e-2"])
     assert r.exit_code == 2 and "another spec" in r.output
-    # names what differs: the extra override and the default (full) control list
-    assert "train.lr=3e-2" in r.output and "controls: " in r.output
-    assert "seeds" not in r.output and "rates" not in r.output
+    # names what differs; the runs a relaunch may add (seeds, rates, controls) may differ
+    assert "train.lr=3e-2" in r.output and "dense_overrides" in r.output
+    assert "seeds" not in r.output and "rates" not in r.output and "controls" not in r.output
     r = CliRunner().invoke(app, ["experiment", "tickets", "--preset", "nope", "--out", str(out)])
-    assert r.exit_code == 2 and "unknown tickets-experiment preset" in r.output
+    assert r.exit_code == 2 and "unknown tickets preset 'nope'" in r.output
 
 
 def test_mask_step_curve_and_default_steps(tiny_suite, tmp_path):
-    from interp.experiments.ticket_studies import default_mask_steps, mask_step_curve
+    from interp.config.tickets import CurveSpec
+    from interp.experiments.ticket_curve import default_mask_steps, mask_step_curve
 
-    assert default_mask_steps([0, 10, 20, 40, 80, 100], t_mem=15, t_gen=70) == [
-        0,
-        10,
-        20,
-        40,
-        80,
-        100,
-    ]
+    every = [0, 10, 20, 40, 80, 100]
+    assert default_mask_steps(every, t_mem=15, t_gen=70) == every
     picks = default_mask_steps(list(range(0, 10001, 100)), t_mem=150, t_gen=2050)
     assert {0, 200, 2100, 10000} <= set(picks) and len(picks) <= 14
     out, _, _ = tiny_suite
@@ -400,17 +405,11 @@ def test_mask_step_curve_and_default_steps(tiny_suite, tmp_path):
     steps = [0, dense.last_step]
     r = CliRunner().invoke(
         app,
-        [
-            "tickets",
-            "curve",
-            str(dense.path),
-            "--out",
-            str(tmp_path / "c"),
-            *[x for s in steps for x in ("--step", str(s))],
-        ],
-    )
+        ["experiment", "ticket-curve", "--from", str(dense.path), "--out", str(tmp_path / "c"),
+         *[x for s in steps for x in ("--step", str(s))]],
+    )  # fmt: skip
     assert r.exit_code == 0, r.output
-    df = pd.read_csv(tmp_path / "c" / "curve.csv")
+    df = pd.read_csv(tmp_path / "c" / "results.csv")
     assert list(df["mask_step"]) == steps
     assert df["jaccard_with_final"].iloc[-1] == 1.0
     final_ticket = pd.read_csv(out / "results.csv").set_index("run").loc["ticket-r0.6", "t_gen"]
@@ -418,24 +417,23 @@ def test_mask_step_curve_and_default_steps(tiny_suite, tmp_path):
     results = pd.read_csv(out / "results.csv").set_index("run")
     for col in ("key_freqs", "keys_in_dense"):  # so the same frequencies, judged the same way
         assert df[col].iloc[-1] == results.loc["ticket-r0.6", col]
-    assert (tmp_path / "c" / "curve.html").exists()
+    assert (tmp_path / "c" / "report.html").exists()
     with pytest.raises(ConfigError, match="no checkpoints at"):
-        mask_step_curve(dense.path, tmp_path / "d", steps=[7])
+        mask_step_curve(CurveSpec(source=str(dense.path), steps=(7,)), tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+    r = CliRunner().invoke(app, ["experiment", "ticket-curve", "--from", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "does not exist" in r.output
 
 
 def test_regime_sweep_rows_and_figure(tmp_path):
-    from interp.experiments.ticket_studies import regime_sweep
+    from interp.experiments.ticket_regimes import regime_sweep
 
-    df = regime_sweep(
-        tmp_path / "regimes",
-        models=["transformer"],
-        lrs={"transformer": (1e-2,)},
-        fractions={"transformer": (0.9,)},
-        seeds=(0,),
-        presets={"transformer": "tiny"},
-        dense_overrides=("train.steps=300", "train.weight_decay=0.1"),
-        log=lambda line: None,
-    )
+    spec = RegimeSpec(
+        presets={"transformer": "tiny"}, models=("transformer",), lrs={"transformer": (1e-2,)},
+        fractions={"transformer": (0.9,)}, seeds=(0,), steps=300,
+        dense_overrides=("train.weight_decay=0.1",),
+    )  # fmt: skip
+    df = regime_sweep(spec, tmp_path / "regimes", log=lambda line: None)
     (row,) = df.to_dict(orient="records")
     assert row["model"] == "transformer" and row["lr"] == 1e-2 and row["train_fraction"] == 0.9
     assert row["setting"] == "lr 0.01 train 0.9"
@@ -448,59 +446,37 @@ def test_regime_sweep_rows_and_figure(tmp_path):
     assert cfg["config"]["data"]["train_fraction"] == 0.9
     # pruned after 99% like the tickets experiment's dense run
     assert cfg["config"]["train"]["stop_accuracy"] == 0.99
-    assert (tmp_path / "regimes" / "regimes.html").exists()
-    with pytest.raises(ConfigError, match="unknown model"):
-        regime_sweep(tmp_path / "x", models=["cnn"], log=lambda line: None)
-    with pytest.raises(ConfigError, match="data.train_fraction must be in"):
-        regime_sweep(tmp_path / "y", fractions={"mlp": (1.5,)}, models=["mlp"])
+    assert (tmp_path / "regimes" / "report.html").exists()
+    with pytest.raises(ConfigError, match="models\\[0\\] must be one of 'transformer' or 'mlp'"):
+        RegimeSpec(models=("cnn",))
+    with pytest.raises(ConfigError, match="fractions\\[mlp\\] must be in \\(0, 1\\)"):
+        RegimeSpec(fractions={"mlp": (1.5,)}, models=("mlp",))
+    r = CliRunner().invoke(app, ["experiment", "ticket-regimes", "--preset", "tiny", "--out",
+                                 str(tmp_path / "y"), "--train-fraction", "1.5"])  # fmt: skip
+    assert r.exit_code == 2 and "must be in (0, 1)" in r.output
     assert not (tmp_path / "y").exists()
 
 
 def test_regime_settings_lr_fraction_or_both():
-    from interp.experiments.ticket_studies import REGIME_LRS, _settings
-
-    assert _settings("mlp", None, None) == [(lr, None) for lr in REGIME_LRS["mlp"]]
-    assert _settings("mlp", {"mlp": (1e-3,)}, None) == [(1e-3, None)]
-    assert _settings("mlp", None, {"mlp": (0.3, 0.5)}) == [(None, 0.3), (None, 0.5)]
-    both = _settings("mlp", {"mlp": (1e-3, 1e-2)}, {"mlp": (0.3,)})
-    assert both == [(1e-3, 0.3), (1e-2, 0.3)]
+    lrs = RegimeSpec().lrs
+    assert RegimeSpec(models=("mlp",)).settings("mlp") == [(lr, None) for lr in lrs["mlp"]]
+    assert RegimeSpec(lrs={"mlp": (1e-3,)}, models=("mlp",)).settings("mlp") == [(1e-3, None)]
+    only = RegimeSpec(lrs=None, fractions={"mlp": (0.3, 0.5)}, models=("mlp",))
+    assert only.settings("mlp") == [(None, 0.3), (None, 0.5)]
+    both = RegimeSpec(lrs={"mlp": (1e-3, 1e-2)}, fractions={"mlp": (0.3,)}, models=("mlp",))
+    assert both.settings("mlp") == [(1e-3, 0.3), (1e-2, 0.3)]
     with pytest.raises(ConfigError, match="fractions has no entry for model 'mlp'"):
-        _settings("mlp", None, {"transformer": (0.3,)})
+        RegimeSpec(fractions={"transformer": (0.3,)}, models=("mlp",))
     with pytest.raises(ConfigError, match="lrs has no entry for model 'mlp'"):
-        _settings("mlp", {"transformer": (1e-3,)}, None)
+        RegimeSpec(lrs={"transformer": (1e-3,)}, models=("mlp",))
 
 
 def test_regime_sweep_checks_every_model_before_training(tmp_path):
-    from interp.experiments.ticket_studies import regime_sweep
-
     out = tmp_path / "regimes"
     with pytest.raises(ConfigError, match="lrs has no entry for model 'mlp'"):
         # the transformer's setting is fine, but nothing may train before the mlp's is checked
-        regime_sweep(out, ("transformer", "mlp"), {"transformer": (1e-2,)}, seeds=(0,))
+        RegimeSpec(models=("transformer", "mlp"), lrs={"transformer": (1e-2,)}, seeds=(0,))
     assert not out.exists()
-
-
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_run_jobs_runs_follow_ups_in_order_or_in_workers(jobs):
-    import operator
-
-    from interp.experiments.parallel import run_jobs
-
-    seen = []
-    done = run_jobs(
-        [1, 2],
-        operator.add,  # execute(job, threads) = job + threads
-        jobs=jobs,
-        threads=5,
-        then=lambda job, res: [10] if job == 1 else [],
-        on_done=lambda job, res: seen.append(job),
-    )
-    got = dict(done)
-    threads = 5 if jobs == 1 else 1  # workers always get one torch thread
-    assert got == {1: 1 + threads, 2: 2 + threads, 10: 10 + threads}
-    assert sorted(seen) == [1, 2, 10] and [j for j, _ in done] == seen
-    if jobs == 1:
-        assert seen == [1, 2, 10]
 
 
 def test_dense_stop_accuracy_option(tmp_path):
@@ -509,15 +485,15 @@ def test_dense_stop_accuracy_option(tmp_path):
     assert ticket_suite.suite_preset("tiny").dense_stop_accuracy == 0.99
     spec = ticket_suite.suite_preset("tiny", dense_stop_accuracy=0.95)
     assert spec.dense_stop_accuracy == 0.95 and spec.dense_preset == "tiny"
-    for cmd in (["tickets", "--preset", "tiny"], ["ticket-regimes"]):
+    for cmd in (["tickets", "--preset", "tiny"], ["ticket-regimes", "--preset", "tiny"]):
         out = tmp_path / cmd[0]
         args = ["experiment", *cmd, "--out", str(out), "--dense-stop-accuracy", "1.5"]
         r = CliRunner().invoke(app, args)
-        assert r.exit_code != 0 and "dense_stop_accuracy must be in" in r.output, r.output
+        assert r.exit_code == 2 and "dense_stop_accuracy must be <= 1.0, got 1.5" in r.output
         assert not out.exists()
         args = ["experiment", *cmd, "--out", str(out), "--prune-at", "best"]
         r = CliRunner().invoke(app, args)
-        assert r.exit_code != 0 and "prune_at must be one of" in r.output, r.output
+        assert r.exit_code == 2 and "prune_at must be one of" in r.output, r.output
         assert not out.exists()
 
 
@@ -540,17 +516,17 @@ def test_prune_step_last_or_last_generalized_checkpoint():
     acc = {0: 0.0, 100: 0.5, 150: 1.0, 200: 0.995, 250: 0.97, 300: 0.8}
     run = _fake_run(acc, [0, 100, 200, 300])
     spec = ticket_suite.SuiteSpec(dense_preset="tiny")
-    assert ticket_suite.prune_step(run, spec) == 300
+    assert ticket_suite.prune_step(run, spec.prune_at, spec.dense_stop_accuracy) == 300
     gen = replace(spec, prune_at="generalized")
-    assert ticket_suite.prune_step(run, gen) == 200
-    assert ticket_suite.prune_step(run, replace(gen, dense_stop_accuracy=0.75)) == 300
+    assert ticket_suite.prune_step(run, gen.prune_at, gen.dense_stop_accuracy) == 200
+    assert ticket_suite.prune_step(run, "generalized", 0.75) == 300
     # never reached the bar: the last checkpoint at the run's best accuracy
-    assert ticket_suite.prune_step(run, replace(gen, dense_stop_accuracy=0.999)) == 200
+    assert ticket_suite.prune_step(run, "generalized", 0.999) == 200
     plateau = _fake_run(
         {0: 0.0, 100: 0.98, 200: 0.985, 300: 0.985, 400: 0.86}, [0, 100, 200, 300, 400]
     )
-    assert ticket_suite.prune_step(plateau, gen) == 300
-    assert ticket_suite.prune_step(plateau, spec) == 400
+    assert ticket_suite.prune_step(plateau, gen.prune_at, gen.dense_stop_accuracy) == 300
+    assert ticket_suite.prune_step(plateau, spec.prune_at, spec.dense_stop_accuracy) == 400
     with pytest.raises(ConfigError, match="prune_at must be one of"):
         ticket_suite.SuiteSpec(dense_preset="tiny", prune_at="best")
 
@@ -560,20 +536,25 @@ def test_prune_at_generalized_cuts_every_mask_but_t_mem_there(tiny_suite):
     seed_dir = out / "seed0"
     run = open_run(seed_dir / "dense")
     spec = ticket_suite.suite_preset("tiny", prune_at="generalized")
-    at = ticket_suite.prune_step(run, spec)
+    at = ticket_suite.prune_step(run, spec.prune_at, spec.dense_stop_accuracy)
     rows = run.store.read_metric_rows()
     test = {
         r["step"]: r["value"] for r in rows if (r["split"], r["metric"]) == ("test", "accuracy")
     }
     assert test[at] >= spec.dense_stop_accuracy
     assert all(test[s] < spec.dense_stop_accuracy for s in run.steps if s > at)
-    jobs = ticket_suite.control_jobs(spec, 0, seed_dir, run.summary())
-    assert {j.name for j in jobs} >= {"ticket-r0.6", "random", "dense_l1", "no_wd", "t_mem"}
-    for j in jobs:
-        if j.name == "t_mem":  # the first checkpoint at or after dense's t_mem
-            assert j.source_step < at
+    dense = {"d": JobResult("d", str(seed_dir / "dense"), run.config, run.summary(), 0.0, False)}
+    for name in ("ticket-r0.6", "random", "dense_l1", "no_wd", "t_mem"):
+        cfg = ticket_suite.configure_control(spec, name, dense)
+        if name == "t_mem":  # the first checkpoint at or after dense's t_mem
+            assert cfg.ticket.source_step < at
         else:
-            assert j.source_step == at, j.name
+            assert cfg.ticket.source_step == at, name
+        assert cfg.ticket.control == {"random": "random", "dense_l1": "dense_l1"}.get(
+            name, "ticket"
+        )
+    no_wd = ticket_suite.configure_control(spec, "no_wd", dense)
+    assert no_wd.train.weight_decay == 0.0
 
 
 def test_figures_draw_not_reached_runs_at_their_bound():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 
 from interp import open_run
 from interp.experiments import grokking
+from interp.experiments.grokking import summarize
 from interp.models import make_model, named_weights
 from interp.training import (
     ClassificationTask,
@@ -24,7 +26,7 @@ from interp.training import (
     train,
 )
 from interp.training.grokfast import GrokfastFilter
-from interp.training.trainer import minibatch_indices, summarize
+from interp.training.tasks import minibatch_indices
 
 
 def _final_weights(path):
@@ -82,13 +84,21 @@ def test_run_directory_layout(tiny_run):
     assert set(df["split"]) == {"train", "test"} and set(df["metric"]) == {"loss", "accuracy"}
     assert sorted(df["step"].unique()) == [0, 1, 2, 4, 8, 10, 16, 20, 30, 40, 50, 60]
     summary = json.loads((tiny_run / "summary.json").read_text())
+    key_freqs = summary.pop("key_freqs")
     assert summary == summarize(df.to_dict("records")) | {"steps": 60}
+    assert isinstance(key_freqs, list) and all(1 <= k <= 8 for k in key_freqs)
+    done = json.loads((tiny_run / "DONE").read_text())  # written last, vouching for the summary
+    assert (
+        done["summary_sha256"]
+        == hashlib.sha256((tiny_run / "summary.json").read_bytes()).hexdigest()
+    )
+    assert run.finished
     assert not list(tiny_run.rglob("*.tmp"))
     assert not list(tiny_run.rglob("*.pt")) and not list(tiny_run.rglob("*.pkl"))
 
 
 def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
-    from interp.training.store import atomic_write_text
+    from interp.training.files import atomic_write_text
 
     old = os.umask(0o022)
     try:

@@ -1,129 +1,42 @@
-"""Analyzers: plain typed functions of a model, and ``sweep`` over checkpoints."""
+"""Analyzers: plain typed functions of a model, and ``sweep`` over checkpoints.
 
-import inspect
-from collections.abc import Sequence
+Every name is imported on first use (PEP 562): ``import interp.analysis`` is
+cheap, ``from interp.analysis import induction_scores`` imports what it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
 from typing import Any
 
-from interp.analysis.behavior import (
-    direct_logit_copying,
-    head_ablation_losses,
-    icl_score,
-    per_token_loss,
-)
-from interp.analysis.circuits import composition_scores, copying_scores
-from interp.analysis.fourier import (
-    embedding_frequency_norms,
-    excluded_logits,
-    excluded_loss,
-    fourier_basis,
-    fourier_progress,
-    gini,
-    key_frequencies,
-    logit_frequency_shares,
-    logit_grid,
-    pick_key_frequencies,
-    progress_measures,
-    restricted_logits,
-    restricted_loss,
-    run_key_frequencies,
-    sum_squared_weights,
-)
-from interp.analysis.heads import (
-    attention_patterns,
-    default_probe,
-    duplicate_token_scores,
-    induction_scores,
-    prefix_matching_scores,
-    prev_token_scores,
-)
-from interp.analysis.sweep import Analyzer, analyzer_name, sweep
-from interp.data.sequences import check_vocab_range
+# bound eagerly: the function ``sweep`` shares its name with its module, which
+# would otherwise replace it on the package once imported (torch-free)
+from interp.analysis.sweep import Analyzer as Analyzer
+from interp.analysis.sweep import analyzer_name as analyzer_name
+from interp.analysis.sweep import sweep as sweep
 
-#: Every per-head analyzer of a transformer, in the order reports show them
-#: (what ``interp sweep`` and ``interp report`` run on induction runs).
-HEAD_ANALYZERS = (
-    prev_token_scores,
-    duplicate_token_scores,
-    induction_scores,
-    prefix_matching_scores,
-    copying_scores,
-    direct_logit_copying,
-    composition_scores,
-    icl_score,
-)
+_WHERE = {
+    "behavior": ("direct_logit_copying", "head_ablation_losses", "icl_score", "per_token_loss"),
+    "circuits": ("composition_scores", "copying_scores"),
+    "fourier": ("embedding_frequency_norms", "excluded_logits", "excluded_loss",
+                "fourier_basis", "fourier_progress", "gini", "key_frequencies",
+                "logit_frequency_shares", "logit_grid", "pick_key_frequencies",
+                "progress_measures", "restricted_logits", "restricted_loss",
+                "run_key_frequencies", "sum_squared_weights"),
+    "heads": ("attention_patterns", "default_probe", "duplicate_token_scores",
+              "induction_scores", "prefix_matching_scores", "prev_token_scores"),
+    "named": ("ANALYZERS", "HEAD_ANALYZERS", "head_analyzers", "named_analyzer"),
+}  # fmt: skip
+_MODULE = {name: module for module, names in _WHERE.items() for name in names}
+
+__all__ = sorted([*_MODULE, "Analyzer", "analyzer_name", "sweep"])
 
 
-def head_analyzers(
-    vocab_range: tuple[int, int] | None = None, analyzers: Sequence[Analyzer] = HEAD_ANALYZERS
-) -> tuple[Analyzer, ...]:
-    """``analyzers`` with their random-token probes drawn from ``vocab_range``
-    (token ids ``lo``…``hi − 1``) instead of the whole vocabulary.
-
-    For models whose vocabulary holds ids that never occur in training — the
-    bytes 128–255 of a byte-level model of ASCII text keep their initial
-    embeddings — a probe over every id under-reads induction heads (0.16 vs 0.42
-    on the same head; :func:`interp.experiments.repeated_data.probe_vocab_range`).
-    Analyzers with a ``vocab_range`` parameter get it; those with a ``tokens``
-    parameter run on :func:`default_probe` of that range (one probe, so they
-    still share a forward pass); weight-only ones are returned unchanged. The
-    wrapped analyzers keep their names (so their metrics do) and carry the range
-    in their sweep cache key.
-    """
-    if vocab_range is None:
-        return tuple(analyzers)
-    lo, hi = check_vocab_range(vocab_range)
-    out: list[Analyzer] = []
-    for fn in analyzers:
-        params = inspect.signature(fn).parameters
-        if "vocab_range" in params or "tokens" in params:
-            out.append(_on_range(fn, (lo, hi), by_argument="vocab_range" in params))
-        else:
-            out.append(fn)
-    return tuple(out)
+def __getattr__(name: str) -> Any:
+    if name in _MODULE:
+        return getattr(importlib.import_module(f"interp.analysis.{_MODULE[name]}"), name)
+    raise AttributeError(f"module 'interp.analysis' has no attribute {name!r}")
 
 
-def _on_range(fn: Analyzer, vocab_range: tuple[int, int], by_argument: bool) -> Analyzer:
-    def analyzer(model: Any, *, memo: dict[Any, Any] | None = None) -> Any:
-        if by_argument:
-            return fn(model, vocab_range=vocab_range, memo=memo)
-        return fn(model, default_probe(model, vocab_range=vocab_range), memo=memo)
-
-    analyzer.__name__ = analyzer_name(fn)
-    analyzer.__doc__ = fn.__doc__
-    analyzer.cache_token = lambda run: f"vocab_range={vocab_range}"  # type: ignore[attr-defined]
-    return analyzer
-
-
-__all__ = [
-    "HEAD_ANALYZERS",
-    "analyzer_name",
-    "attention_patterns",
-    "composition_scores",
-    "copying_scores",
-    "default_probe",
-    "direct_logit_copying",
-    "duplicate_token_scores",
-    "embedding_frequency_norms",
-    "excluded_logits",
-    "excluded_loss",
-    "fourier_basis",
-    "fourier_progress",
-    "gini",
-    "head_ablation_losses",
-    "head_analyzers",
-    "icl_score",
-    "induction_scores",
-    "key_frequencies",
-    "logit_frequency_shares",
-    "logit_grid",
-    "per_token_loss",
-    "pick_key_frequencies",
-    "prefix_matching_scores",
-    "prev_token_scores",
-    "progress_measures",
-    "restricted_logits",
-    "restricted_loss",
-    "run_key_frequencies",
-    "sum_squared_weights",
-    "sweep",
-]
+def __dir__() -> list[str]:
+    return __all__

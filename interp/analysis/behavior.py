@@ -28,6 +28,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from interp.analysis.heads import default_probe, model_dims, run_cache
+from interp.config.core import InputError
 
 
 def per_token_loss(
@@ -65,7 +66,7 @@ def icl_score(
     late = half + half // 2 if late is None else late
     for name, idx in (("early", early), ("late", late)):
         if not 1 <= idx < seq:
-            raise ValueError(f"{name} index {idx} must be in [1, {seq}) for sequences of {seq}")
+            raise InputError(f"{name} index {idx} must be in [1, {seq}) for sequences of {seq}")
     loss = per_token_loss(model, tokens, memo=memo)  # index i predicts token i+1
     e, lt = loss[:, early - 1].mean().item(), loss[:, late - 1].mean().item()
     return {"icl_score": lt - e, "loss_early": e, "loss_late": lt}
@@ -124,7 +125,7 @@ def head_ablation_losses(
     on real data. Olsson et al. 2022 (§ "Argument 3", ablations).
     """
     if ablation not in ("mean", "zero"):
-        raise ValueError(f"ablation must be 'mean' or 'zero', got {ablation!r}")
+        raise InputError(f"ablation must be 'mean' or 'zero', got {ablation!r}")
     tokens = default_probe(model) if tokens is None else tokens
     n_layers, n_heads, _, _ = model_dims(model)
     cache = run_cache(model, tokens, memo)  # validates the probe

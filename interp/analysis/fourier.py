@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from interp.config.core import InputError
 from interp.data.modular import ModularData, all_pairs, apply_op
 from interp.models.mlp import HookedMLP
 
@@ -41,7 +42,7 @@ def fourier_basis(p: int) -> Float[Tensor, "p p"]:
     k = 1 … ⌊(p−1)/2⌋; for even p the last row is cos(πx).
     """
     if p < 2:
-        raise ValueError(f"p must be >= 2, got {p}")
+        raise InputError(f"p must be >= 2, got {p}")
     x = torch.arange(p, dtype=torch.float64)
     rows = [torch.ones(p, dtype=torch.float64)]
     for k in range(1, (p - 1) // 2 + 1):
@@ -73,7 +74,7 @@ def token_embedding(model: nn.Module, p: int) -> Float[Tensor, "p d"]:
     """Rows of the embedding for the p number tokens (drops ``=`` and extras)."""
     W_E = model.W_E
     if W_E.shape[0] < p:
-        raise ValueError(f"embedding has {W_E.shape[0]} rows, fewer than p={p}")
+        raise InputError(f"embedding has {W_E.shape[0]} rows, fewer than p={p}")
     return W_E[:p].detach().to(torch.float64)
 
 
@@ -99,9 +100,9 @@ def gini(x: Float[Tensor, " n"]) -> float:
     """Gini coefficient of non-negative values: 0 = all equal, → 1 = one value holds all."""
     x = x.detach().to(torch.float64).flatten()
     if x.numel() == 0:
-        raise ValueError("gini of an empty tensor")
+        raise InputError("gini of an empty tensor")
     if bool((x < 0).any()):
-        raise ValueError("gini needs non-negative values")
+        raise InputError("gini needs non-negative values")
     total = x.sum()
     if total == 0:
         return 0.0
@@ -125,7 +126,7 @@ def pick_key_frequencies(
     scores = scores.detach().to(torch.float64)
     n = scores.numel()
     if n == 0:
-        raise ValueError("no frequencies to choose from")
+        raise InputError("no frequencies to choose from")
     if n == 1:
         return [1]
     max_keys = max(1, min(max_keys or max(1, n // 2), n - 1))
@@ -163,7 +164,7 @@ def logit_grid(model: nn.Module, p: int) -> Float[Tensor, "p p c"]:
 def _sum_directions(p: int, op: str) -> Float[Tensor, "n_freq 2 p p"]:
     """Unit vectors cos(w_k s), sin(w_k s) on the (a, b) grid, s = a + b (or a − b)."""
     if op not in ("+", "-"):
-        raise ValueError(
+        raise InputError(
             f"Fourier restricted/excluded loss is defined for op '+' or '-', got {op!r}"
         )
     a = torch.arange(p, dtype=torch.float64)[:, None]
@@ -220,10 +221,10 @@ def logit_frequency_shares(grid: Float[Tensor, "p p c"], op: str = "+") -> Float
 
 def _check_freqs(key_freqs: list[int], p: int) -> None:
     if not key_freqs:
-        raise ValueError("key_freqs is empty")
+        raise InputError("key_freqs is empty")
     bad = [k for k in key_freqs if not 1 <= int(k) <= n_frequencies(p)]
     if bad:
-        raise ValueError(f"key frequencies {bad} are outside 1..{n_frequencies(p)} for p={p}")
+        raise InputError(f"key frequencies {bad} are outside 1..{n_frequencies(p)} for p={p}")
 
 
 def _grid_loss(grid: Float[Tensor, "p p c"], pairs: Int[Tensor, "n 2"], p: int, op: str) -> float:
@@ -256,7 +257,7 @@ def key_frequencies(
     elif source == "logits":
         scores = logit_frequency_shares(logit_grid(model, p), op)
     else:
-        raise ValueError(f"source must be 'embedding' or 'logits', got {source!r}")
+        raise InputError(f"source must be 'embedding' or 'logits', got {source!r}")
     return pick_key_frequencies(scores, max_keys)
 
 
@@ -305,7 +306,7 @@ def run_data(run) -> ModularData:
 
     cfg = run.config
     if not hasattr(cfg, "data") or not hasattr(cfg.data, "p"):
-        raise ValueError(f"{run.path} is not a modular-arithmetic run")
+        raise InputError(f"{run.path} is not a modular-arithmetic run")
     return make_modular(cfg.data, seed=cfg.seed)
 
 
@@ -322,10 +323,18 @@ def run_key_frequencies(run, step: int | None = None, source: str = "logits") ->
     key = (str(run.path), run.sha(step), source)
     if key not in _KEY_CACHE:
         cfg = run.config
-        # the logit directions cos/sin(w(a±b)) only exist for + and −
-        src = source if cfg.data.op in ("+", "-") else "embedding"
-        _KEY_CACHE[key] = key_frequencies(run.load(step), cfg.data.p, source=src, op=cfg.data.op)
+        _KEY_CACHE[key] = final_key_frequencies(run.load(step), cfg.data.p, cfg.data.op, source)
     return list(_KEY_CACHE[key])
+
+
+def final_key_frequencies(
+    model: nn.Module, p: int, op: str = "+", source: str = "logits"
+) -> list[int]:
+    """The key frequencies of a trained model as a run's summary records them:
+    read off the logits for + and − (the directions cos/sin(w(a±b)) exist
+    only there), off the embedding otherwise."""
+    src = source if op in ("+", "-") else "embedding"
+    return key_frequencies(model, p, source=src, op=op)
 
 
 def fourier_progress(model: nn.Module, run) -> dict[str, float]:

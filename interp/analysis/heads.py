@@ -29,6 +29,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
+from interp.config.core import InputError
 from interp.data.sequences import prefix_matching_probe, repeated_random_tokens
 
 
@@ -36,7 +37,7 @@ def model_dims(model: nn.Module) -> tuple[int, int, int, int]:
     """(n_layers, n_heads, d_vocab, n_ctx) of a TransformerLens-style model."""
     cfg = getattr(model, "cfg", None)
     if cfg is None or not hasattr(cfg, "n_heads"):
-        raise ValueError(
+        raise InputError(
             f"{type(model).__name__} has no attention heads (head analyzers need a "
             "TransformerLens-style transformer with cfg.n_layers / cfg.n_heads)"
         )
@@ -66,11 +67,11 @@ def default_probe(
 def _check_tokens(model: nn.Module, tokens: Tensor) -> None:
     _, _, d_vocab, n_ctx = model_dims(model)
     if tokens.ndim != 2:
-        raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+        raise InputError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
     if tokens.shape[1] > n_ctx:
-        raise ValueError(f"probe length {tokens.shape[1]} exceeds the model's n_ctx {n_ctx}")
+        raise InputError(f"probe length {tokens.shape[1]} exceeds the model's n_ctx {n_ctx}")
     if int(tokens.min()) < 0 or int(tokens.max()) >= d_vocab:
-        raise ValueError(
+        raise InputError(
             f"probe tokens span [{int(tokens.min())}, {int(tokens.max())}] outside the "
             f"model's vocabulary [0, {d_vocab})"
         )
@@ -152,7 +153,7 @@ def pattern_score(
     mass on the target set."""
     queries = targets.any(dim=-1)  # [batch, q]
     if not bool(queries.any()):
-        raise ValueError("no query position has a target: the probe has no repeats")
+        raise InputError("no query position has a target: the probe has no repeats")
     mass = (patterns * targets[:, None, None].to(patterns.dtype)).sum(-1)  # b l h q
     w = queries[:, None, None, :].to(patterns.dtype)
     return (mass * w).sum(dim=(0, 3)) / w.sum(dim=(0, 3))

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from interp.config.core import InputError
+
 
 @torch.no_grad()
 def copy_losses(
@@ -38,10 +40,10 @@ def copy_losses(
     copy is scored on the same positions. Needs ``copies · length ≤ n_ctx``."""
     n, length = passages.shape
     if copies < 2:
-        raise ValueError(f"copies must be >= 2, got {copies}")
+        raise InputError(f"copies must be >= 2, got {copies}")
     n_ctx = getattr(getattr(model, "cfg", None), "n_ctx", None)
     if n_ctx is not None and copies * length > n_ctx:
-        raise ValueError(f"{copies} copies of {length} tokens exceed the context ({n_ctx})")
+        raise InputError(f"{copies} copies of {length} tokens exceed the context ({n_ctx})")
     device = next(model.parameters()).device
     sums = torch.zeros(copies, dtype=torch.float64)
     counts = torch.zeros(copies, dtype=torch.float64)
@@ -75,7 +77,7 @@ def verbatim_fraction(
     tokens of each sequence: ``exact`` = share of sequences reproduced
     exactly, ``token_match`` = share of continuation tokens matched."""
     if prefix < 1 or continuation < 1 or prefix + continuation > sequences.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"prefix {prefix} + continuation {continuation} must fit the "
             f"{sequences.shape[1]}-token sequences (both >= 1)"
         )
@@ -113,18 +115,18 @@ def fit_power_law(
     x = torch.log(torch.as_tensor(n_params, dtype=torch.float64))
     y = torch.log(torch.as_tensor(losses, dtype=torch.float64))
     if x.numel() < 2 or x.unique().numel() < 2:
-        raise ValueError("a power-law fit needs at least two distinct model sizes")
+        raise InputError("a power-law fit needs at least two distinct model sizes")
     xm, ym = x.mean(), y.mean()
     slope = float(((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum())
     if slope >= 0:
-        raise ValueError(f"loss does not fall with size (log-log slope {slope:.3g}); no fit")
+        raise InputError(f"loss does not fall with size (log-log slope {slope:.3g}); no fit")
     return PowerLaw(a=math.exp(float(ym - slope * xm)), alpha=-slope)
 
 
 def effective_size(law: PowerLaw, loss: float) -> float:
     """Parameters a unique-data model needs to reach ``loss`` under ``law``."""
     if loss <= 0:
-        raise ValueError(f"loss must be positive, got {loss}")
+        raise InputError(f"loss must be positive, got {loss}")
     return (loss / law.a) ** (-1.0 / law.alpha)
 
 

@@ -7,17 +7,20 @@ returns either
 * a ``dict`` of scalars → rows ``(step, metric, value)``;
 * a ``[layer, head]`` tensor → rows ``(step, layer, head, metric=<name>, value)``;
 * a ``dict`` of ``[layer, head]`` tensors → the same, one metric per key;
-* a ``[layer1, head1, layer2, head2]`` tensor (composition scores) → one row per
-  later head (layer2, head2) and metric ``<name>_from_L{layer1}H{head1}``.
+* a ``[source_layer, source_head, layer, head]`` tensor (composition scores) →
+  one row per later head (layer, head) and earlier head (source_layer,
+  source_head), metric = its key (``q_composition`` …).
 
 Analyzers that accept a ``memo`` keyword get a dict shared by all analyzers of
 one checkpoint, so those probing the same tokens share one forward pass.
 
-:func:`sweep` loads each checkpoint once, runs every analyzer on it and caches
-each (analyzer, checkpoint) result as JSON under ``RUN_DIR/analysis/``, keyed
-by the analyzer's name, the checkpoint's sha256 and the analyzer's
-``cache_token(run)`` if it defines one (e.g. the key frequencies it used), so a
-second call reads JSON instead of recomputing.
+:func:`sweep` loads each checkpoint at most once and runs every analyzer on
+it. It caches each (analyzer, checkpoint) result as JSON under
+``RUN_DIR/analysis/``, keyed by the analyzer's fingerprint
+(:mod:`interp.analysis.fingerprint`: its code, the code it calls, its
+arguments), the checkpoint's sha256 and the analyzer's ``cache_token(run)`` if
+it defines one (e.g. the key frequencies it used). Analyzers without a stable
+fingerprint (lambdas) are computed every time, with a warning.
 """
 
 from __future__ import annotations
@@ -26,17 +29,23 @@ import functools
 import hashlib
 import inspect
 import json
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
-import torch
+from interp.analysis.fingerprint import Unstable, fingerprint
+from interp.config.core import InputError
+from interp.training.files import atomic_write_json
+from interp.training.rundir import Run, open_run
 
-from interp.training.store import Run, atomic_write_json, open_run
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
 
-COLUMNS = ["step", "layer", "head", "metric", "value"]
+COLUMNS = ["step", "layer", "head", "source_layer", "source_head", "metric", "value"]
 Analyzer = Callable[..., Any]
+CacheMode = bool | Literal["refresh"]
 
 
 def analyzer_name(fn: Analyzer) -> str:
@@ -56,44 +65,35 @@ def _accepts(fn: Analyzer, name: str) -> bool:
         return False
 
 
+def _row(step: int, metric: str, value: float, **where: int | None) -> dict[str, Any]:
+    return {"step": step, "layer": where.get("layer"), "head": where.get("head"),
+            "source_layer": where.get("source_layer"), "source_head": where.get("source_head"),
+            "metric": metric, "value": value}  # fmt: skip
+
+
 def to_rows(step: int, name: str, result: Any) -> list[dict[str, Any]]:
     """Flatten one analyzer result into tidy rows."""
+    import torch
+
     rows: list[dict[str, Any]] = []
 
     def add_tensor(metric: str, t: torch.Tensor) -> None:
         t = t.detach().to("cpu", torch.float64)
         if t.ndim == 0:
-            rows.append(
-                {"step": step, "layer": None, "head": None, "metric": metric, "value": float(t)}
-            )
-        elif t.ndim == 4:  # [layer1, head1, layer2, head2]: source in the metric name
+            rows.append(_row(step, metric, float(t)))
+        elif t.ndim == 4:  # [source layer, source head, layer, head]
             for l1, h1, l2, h2 in torch.nonzero(torch.ones_like(t, dtype=torch.bool)).tolist():
                 if l2 > l1:
-                    rows.append(
-                        {
-                            "step": step,
-                            "layer": l2,
-                            "head": h2,
-                            "metric": f"{metric}_from_L{l1}H{h1}",
-                            "value": float(t[l1, h1, l2, h2]),
-                        }
-                    )
+                    rows.append(_row(step, metric, float(t[l1, h1, l2, h2]), layer=l2, head=h2,
+                                     source_layer=l1, source_head=h1))  # fmt: skip
         elif t.ndim == 2:
             for layer in range(t.shape[0]):
                 for head in range(t.shape[1]):
-                    rows.append(
-                        {
-                            "step": step,
-                            "layer": layer,
-                            "head": head,
-                            "metric": metric,
-                            "value": float(t[layer, head]),
-                        }
-                    )
+                    rows.append(_row(step, metric, float(t[layer, head]), layer=layer, head=head))
         else:
-            raise ValueError(
+            raise InputError(
                 f"analyzer {name!r} returned a tensor of shape {tuple(t.shape)} for {metric!r}; "
-                "expected a scalar, [layer, head] or [layer1, head1, layer2, head2]"
+                "expected a scalar, [layer, head] or [source_layer, source_head, layer, head]"
             )
 
     if isinstance(result, torch.Tensor):
@@ -103,15 +103,7 @@ def to_rows(step: int, name: str, result: Any) -> list[dict[str, Any]]:
             if isinstance(value, torch.Tensor):
                 add_tensor(metric, value)
             else:
-                rows.append(
-                    {
-                        "step": step,
-                        "layer": None,
-                        "head": None,
-                        "metric": metric,
-                        "value": float(value),
-                    }
-                )
+                rows.append(_row(step, metric, float(value)))
     else:
         raise TypeError(
             f"analyzer {name!r} returned {type(result).__name__}; expected dict or Tensor"
@@ -119,10 +111,34 @@ def to_rows(step: int, name: str, result: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _cache_path(run: Run, name: str, step: int, token: str) -> Path:
-    key = hashlib.sha256(f"{name}|{run.sha(step)}|{token}".encode()).hexdigest()[:24]
+def cache_key(fn: Analyzer, run: Run) -> str | None:
+    """The analyzer's part of its cache key (fingerprint and ``cache_token``),
+    or None when it has no stable fingerprint."""
+    try:
+        key = fingerprint(fn)
+    except Unstable as exc:
+        warnings.warn(
+            f"analyzer {analyzer_name(fn)} is computed but not cached: {exc}", stacklevel=3
+        )
+        return None
+    token = str(fn.cache_token(run)) if hasattr(fn, "cache_token") else ""
+    return f"{key}|{token}"
+
+
+def _cache_path(run: Run, name: str, step: int, key: str) -> Path:
+    digest = hashlib.sha256(f"{name}|{key}|{run.sha(step)}".encode()).hexdigest()[:24]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
-    return run.path / "analysis" / safe / f"step_{step:08d}_{key}.json"
+    return run.path / "analysis" / safe / f"step_{step:08d}_{digest}.json"
+
+
+def _read_cached(path: Path) -> list[dict[str, Any]] | None:
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return None
+    return rows
 
 
 def sweep(
@@ -130,42 +146,46 @@ def sweep(
     analyzers: Sequence[Analyzer],
     steps: Iterable[int] | None = None,
     *,
-    cache: bool = True,
+    cache: CacheMode = True,
     device: str | torch.device = "cpu",
 ) -> pd.DataFrame:
     """Apply ``analyzers`` to every checkpoint (or ``steps``) of ``run``.
 
-    Returns a DataFrame with columns step, layer, head, metric, value (layer and
-    head are missing for scalar metrics). Each checkpoint is loaded at most once
-    per call, and not at all when every analyzer's result is cached.
+    Returns a DataFrame with columns step, layer, head, source_layer,
+    source_head, metric, value (the head columns are missing where they do
+    not apply). Each checkpoint is loaded at most once per call, and not at
+    all when every analyzer's result is cached. ``cache=False`` neither reads
+    nor writes the cache; ``cache="refresh"`` recomputes and rewrites it.
     """
+    import pandas as pd
+
     run = run if isinstance(run, Run) else open_run(run)
     if not analyzers:
-        raise ValueError("sweep needs at least one analyzer")
+        raise InputError("sweep needs at least one analyzer")
+    if cache not in (True, False, "refresh"):
+        raise InputError(f"cache must be True, False or 'refresh', got {cache!r}")
     available = run.steps
     if not available:
-        raise ValueError(f"{run.path} has no checkpoints to analyse")
+        raise InputError(f"{run.path} has no checkpoints to analyse")
     wanted = available if steps is None else sorted(set(steps))
     missing = [s for s in wanted if s not in available]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"steps {missing} have no checkpoint in {run.path}; available: {available}"
         )
-
     names = [analyzer_name(fn) for fn in analyzers]
-    tokens = [str(fn.cache_token(run)) if hasattr(fn, "cache_token") else "" for fn in analyzers]
+    keys = [cache_key(fn, run) if cache else None for fn in analyzers]
     rows: list[dict[str, Any]] = []
     for step in wanted:
         model = None
         memo: dict[Any, Any] = {}  # shared forward passes of this checkpoint
-        for fn, name, token in zip(analyzers, names, tokens, strict=True):
-            path = _cache_path(run, name, step, token)
-            if cache and path.exists():
-                try:
-                    rows.extend(json.loads(path.read_text()))
+        for fn, name, key in zip(analyzers, names, keys, strict=True):
+            path = _cache_path(run, name, step, key) if key is not None else None
+            if path is not None and cache is True and path.exists():
+                cached = _read_cached(path)
+                if cached is not None:
+                    rows.extend(cached)
                     continue
-                except json.JSONDecodeError:
-                    path.unlink(missing_ok=True)
             if model is None:
                 model = run.load(step, device=device)
             kwargs: dict[str, Any] = {}
@@ -173,12 +193,14 @@ def sweep(
                 kwargs["run"] = run
             if _accepts(fn, "memo"):
                 kwargs["memo"] = memo
-            result = fn(model, **kwargs)
-            new = to_rows(step, name, result)
-            if cache:
+            new = to_rows(step, name, fn(model, **kwargs))
+            if path is not None:
                 atomic_write_json(path, new)
             rows.extend(new)
     df = pd.DataFrame(rows, columns=COLUMNS)
-    df["layer"] = df["layer"].astype("Int64")
-    df["head"] = df["head"].astype("Int64")
+    for col in ("layer", "head", "source_layer", "source_head"):
+        df[col] = df[col].astype("Int64")
     return df
+
+
+__all__ = ["COLUMNS", "Analyzer", "analyzer_name", "cache_key", "sweep", "to_rows"]

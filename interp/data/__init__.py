@@ -1,21 +1,21 @@
-"""Datasets: modular arithmetic tables (more sources land with later issues)."""
+"""Datasets: modular arithmetic tables, token sequences and probes, the shipped
+text corpus and the repeated-data mixer. Names are imported on first use."""
 
-from interp.data.modular import (
-    OPERATIONS,
-    ModularConfig,
-    ModularData,
-    all_pairs,
-    apply_op,
-    is_prime,
-    make_modular,
-)
+from __future__ import annotations
 
-__all__ = [
-    "OPERATIONS",
-    "ModularConfig",
-    "ModularData",
-    "all_pairs",
-    "apply_op",
-    "is_prime",
-    "make_modular",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "interp.config.data": ("OPERATIONS", "ModularConfig", "is_prime"),
+    "interp.data.modular": ("ModularData", "all_pairs", "apply_op", "make_modular"),
+}
+_MODULE = {name: module for module, names in _WHERE.items() for name in names}
+
+__all__ = sorted(_MODULE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULE:
+        return getattr(importlib.import_module(_MODULE[name]), name)
+    raise AttributeError(f"module 'interp.data' has no attribute {name!r}")

@@ -20,7 +20,6 @@ import hashlib
 import json
 import lzma
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +27,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.config import ConfigError, check_choice, check_int
+from interp.config.core import check_choice
+from interp.config.data import TokenizerConfig
 
 EOS = "<|endoftext|>"
 SEP = "\x00"
@@ -60,21 +60,6 @@ def load_documents(name: str, split: Literal["train", "test"]) -> list[str]:
     if len(docs) != manifest[split]["documents"]:
         raise ValueError(f"{path}: expected {manifest[split]['documents']} documents")
     return docs
-
-
-@dataclass(frozen=True)
-class TokenizerConfig:
-    """``byte``: 257 ids (bytes, then end-of-document); ``bpe``: byte-level BPE
-    with ``vocab_size`` ids including the end-of-document token."""
-
-    kind: Literal["byte", "bpe"] = "bpe"
-    vocab_size: int = 4096
-
-    def __post_init__(self) -> None:
-        check_choice("tokenizer.kind", self.kind, ("byte", "bpe"))
-        check_int("tokenizer.vocab_size", self.vocab_size, lo=257, hi=1_000_000)
-        if self.kind == "byte" and self.vocab_size != 257:
-            raise ConfigError("tokenizer.vocab_size must be 257 for kind 'byte'")
 
 
 class TextTokenizer:
@@ -116,7 +101,7 @@ class TextTokenizer:
         )
 
     def save(self, path: str | Path) -> None:
-        from interp.training.store import atomic_write_text
+        from interp.training.files import atomic_write_text
 
         atomic_write_text(Path(path), self.to_json())
 

@@ -14,43 +14,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.config import ConfigError, check_choice, check_float, check_int
-
-Operation = Literal["+", "-", "*", "/"]
-OPERATIONS: tuple[str, ...] = ("+", "-", "*", "/")
-
-
-def is_prime(n: int) -> bool:
-    """True when ``n`` is a prime number."""
-    if n < 2:
-        return False
-    return all(n % d for d in range(2, int(n**0.5) + 1))
-
-
-@dataclass(frozen=True)
-class ModularConfig:
-    """Which table and split: (a ∘ b) mod p, pair set, train fraction.
-
-    ``pairs="ordered"`` uses all p² (a, b); ``"unordered"`` only a ≤ b.
-    ``op="/"`` is a · b⁻¹ mod p (b ≠ 0) and needs a prime p. ``seed`` (None:
-    the experiment seed) fixes the train/test split.
-    """
-
-    p: int = 59
-    op: Operation = "+"
-    pairs: Literal["ordered", "unordered"] = "ordered"
-    train_fraction: float = 0.4
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        check_int("data.p", self.p, lo=2, hi=10_000)
-        check_choice("data.op", self.op, OPERATIONS)
-        check_choice("data.pairs", self.pairs, ("ordered", "unordered"))
-        check_float("data.train_fraction", self.train_fraction, 0.0, 1.0, True, True)
-        if self.seed is not None:
-            check_int("data.seed", self.seed, lo=0)
-        if self.op == "/" and not is_prime(self.p):
-            raise ConfigError(f"data.p must be prime for op '/', got {self.p}")
+from interp.config.core import ConfigError
+from interp.config.data import OPERATIONS, ModularConfig
 
 
 @dataclass(frozen=True)

@@ -29,53 +29,8 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from interp.config import ConfigError, check_float, check_int
-
-
-@dataclass(frozen=True)
-class RepeatedConfig:
-    """Token budget ``D``, repeated fraction ``f``, repeated epochs ``E``, sequence length ``L``."""
-
-    total_tokens: int = 1_000_000
-    repeated_fraction: float = 0.5
-    repeated_epochs: int = 100
-    seq_len: int = 128
-
-    def __post_init__(self) -> None:
-        check_int("data.total_tokens", self.total_tokens, lo=1)
-        check_float("data.repeated_fraction", self.repeated_fraction, 0.0, 1.0, hi_open=True)
-        check_int("data.repeated_epochs", self.repeated_epochs, lo=1)
-        check_int("data.seq_len", self.seq_len, lo=2)
-        if self.total_tokens % self.seq_len:
-            raise ConfigError(
-                f"data.total_tokens={self.total_tokens} must be a multiple of "
-                f"data.seq_len={self.seq_len}"
-            )
-        s = self.subset_tokens
-        if self.repeated_fraction > 0 and s < self.seq_len:
-            raise ConfigError(
-                f"data.repeated_epochs={self.repeated_epochs} is too large: the repeated subset "
-                f"would hold {s} tokens, fewer than one sequence ({self.seq_len}); "
-                f"use E <= {self.repeated_fraction * self.total_tokens / self.seq_len:.0f}"
-            )
-
-    @property
-    def subset_tokens(self) -> int:
-        if self.repeated_fraction == 0:
-            return 0
-        return max(1, round(self.repeated_fraction * self.total_tokens / self.repeated_epochs))
-
-    @property
-    def repeated_tokens(self) -> int:
-        return self.subset_tokens * self.repeated_epochs
-
-    @property
-    def unique_tokens(self) -> int:
-        return self.total_tokens - self.repeated_tokens
-
-    @property
-    def source_tokens_needed(self) -> int:
-        return self.subset_tokens + self.unique_tokens
+from interp.config.core import InputError
+from interp.config.data import RepeatedConfig
 
 
 @dataclass
@@ -110,9 +65,9 @@ def mix_repeated(stream: Int[Tensor, " n"], cfg: RepeatedConfig, seed: int) -> R
     """Build the training sequences of ``cfg`` from a token ``stream``."""
     need = cfg.source_tokens_needed
     if stream.ndim != 1:
-        raise ValueError(f"stream must be 1-D tokens, got shape {tuple(stream.shape)}")
+        raise InputError(f"stream must be 1-D tokens, got shape {tuple(stream.shape)}")
     if stream.numel() < need:
-        raise ValueError(
+        raise InputError(
             f"the source has {stream.numel():,} tokens; D={cfg.total_tokens:,} at "
             f"f={cfg.repeated_fraction} needs {need:,} (subset {cfg.subset_tokens:,} + "
             f"unique {cfg.unique_tokens:,})"
@@ -148,7 +103,7 @@ def chop(
     if max_sequences is not None:
         k = min(k, max_sequences)
     if k == 0:
-        raise ValueError(f"a stream of {stream.numel()} tokens holds no sequence of {seq_len}")
+        raise InputError(f"a stream of {stream.numel()} tokens holds no sequence of {seq_len}")
     return stream[: k * seq_len].long().reshape(k, seq_len)
 
 

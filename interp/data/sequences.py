@@ -21,24 +21,26 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.config.core import InputError
+
 
 def check_vocab_range(vocab_range: tuple[int, int]) -> tuple[int, int]:
     """``(lo, hi)`` as ints, or a ValueError naming the problem: a token range
     is two ids with 0 <= lo < hi (``hi`` exclusive)."""
     if len(vocab_range) != 2:
-        raise ValueError(f"vocab_range must be (lo, hi), got {vocab_range!r}")
+        raise InputError(f"vocab_range must be (lo, hi), got {vocab_range!r}")
     lo, hi = (int(v) for v in vocab_range)
     if not 0 <= lo < hi:
-        raise ValueError(f"vocab_range must satisfy 0 <= lo < hi, got {vocab_range!r}")
+        raise InputError(f"vocab_range must satisfy 0 <= lo < hi, got {vocab_range!r}")
     return lo, hi
 
 
 def _check_range(vocab_range: tuple[int, int], length: int, unique: bool) -> None:
     lo, hi = check_vocab_range(vocab_range)
     if length < 1:
-        raise ValueError(f"sequence length must be >= 1, got {length}")
+        raise InputError(f"sequence length must be >= 1, got {length}")
     if unique and hi - lo < length:
-        raise ValueError(
+        raise InputError(
             f"vocab_range {vocab_range} has {hi - lo} tokens, fewer than the {length} distinct "
             "tokens a segment needs"
         )
@@ -51,7 +53,7 @@ def random_segments(
     tokens within a segment when ``unique`` (so every repeat is unambiguous)."""
     _check_range(vocab_range, length, unique)
     if n < 1:
-        raise ValueError(f"batch size must be >= 1, got {n}")
+        raise InputError(f"batch size must be >= 1, got {n}")
     lo, hi = vocab_range
     gen = torch.Generator().manual_seed(seed)
     if unique:
@@ -70,7 +72,7 @@ def repeated_random_tokens(
 ) -> Int[Tensor, "n seq"]:
     """[start_token] + segment × ``repeats`` for ``n`` random segments."""
     if repeats < 2:
-        raise ValueError(f"repeats must be >= 2, got {repeats}")
+        raise InputError(f"repeats must be >= 2, got {repeats}")
     seg = random_segments(n, length, vocab_range, seed)
     toks = seg.repeat(1, repeats)
     if start_token is not None:
@@ -103,7 +105,7 @@ def induction_training_batch(
     later random position, so predicting the copy needs in-context lookup."""
     _check_range(vocab_range, seq_len, unique=False)
     if seq_len < 2 * min_span:
-        raise ValueError(f"seq_len {seq_len} must be at least 2 × min_span ({2 * min_span})")
+        raise InputError(f"seq_len {seq_len} must be at least 2 × min_span ({2 * min_span})")
     lo, hi = vocab_range
     gen = torch.Generator().manual_seed(seed)
     toks = torch.randint(lo, hi, (n, seq_len), generator=gen)
@@ -132,7 +134,7 @@ def periodic_batch(
     """
     _check_range(vocab_range, seq_len, unique=False)
     if seq_len < 2 * min_period:
-        raise ValueError(f"seq_len {seq_len} must be at least 2 × min_period ({2 * min_period})")
+        raise InputError(f"seq_len {seq_len} must be at least 2 × min_period ({2 * min_period})")
     lo, hi = vocab_range
     gen = torch.Generator().manual_seed(seed)
     periods = torch.randint(min_period, seq_len // 2 + 1, (n,), generator=gen)
@@ -149,9 +151,9 @@ def markov_stream(
     per token, so the stream has learnable bigram structure and its entropy is
     known). Fast test data for the repeated-data pipeline."""
     if n_tokens < 1 or vocab < 2:
-        raise ValueError(f"need n_tokens >= 1 and vocab >= 2, got {n_tokens}, {vocab}")
+        raise InputError(f"need n_tokens >= 1 and vocab >= 2, got {n_tokens}, {vocab}")
     if concentration <= 0:
-        raise ValueError(f"concentration must be > 0, got {concentration}")
+        raise InputError(f"concentration must be > 0, got {concentration}")
     gen = torch.Generator().manual_seed(seed)
     gamma = torch.distributions.Gamma(torch.full((vocab, vocab), concentration), 1.0)
     with torch.random.fork_rng(devices=[]):
@@ -185,11 +187,11 @@ def markov_icl_stream(
     models form induction heads within CPU minutes.
     """
     if n_tokens < 1 or vocab < 2 or doc_len < 2:
-        raise ValueError(
+        raise InputError(
             f"need n_tokens >= 1, vocab >= 2 and doc_len >= 2, got {n_tokens}, {vocab}, {doc_len}"
         )
     if concentration <= 0:
-        raise ValueError(f"concentration must be > 0, got {concentration}")
+        raise InputError(f"concentration must be > 0, got {concentration}")
     n_docs = -(-n_tokens // doc_len)
     gen = torch.Generator().manual_seed(seed)
     out = torch.empty(n_docs, doc_len, dtype=torch.long)
@@ -247,11 +249,11 @@ def markov_copy_stream(
     """
     _check_quoting(doc_len, quote, span)
     if contexts < 1 or concentration <= 0:
-        raise ValueError(
+        raise InputError(
             f"need contexts >= 1 and concentration > 0, got {contexts}, {concentration}"
         )
     if n_tokens < 1 or vocab < 2 or not 1 <= successors <= vocab:
-        raise ValueError(
+        raise InputError(
             f"need n_tokens >= 1, vocab >= 2, 1 <= successors <= vocab; got {n_tokens}, "
             f"{vocab}, {successors}"
         )
@@ -301,7 +303,7 @@ def self_quoting_text(
     """
     _check_quoting(doc_len, quote, span)
     if stream.ndim != 1 or stream.numel() == 0:
-        raise ValueError(f"stream must be non-empty 1-D tokens, got shape {tuple(stream.shape)}")
+        raise InputError(f"stream must be non-empty 1-D tokens, got shape {tuple(stream.shape)}")
     rng = random.Random(seed)
     text = _Reader(stream.tolist())
     out: list[int] = []
@@ -313,11 +315,11 @@ def self_quoting_text(
 def _check_quoting(doc_len: int, quote: float, span: tuple[int, int]) -> None:
     lo, hi = span
     if doc_len < 8:
-        raise ValueError(f"doc_len must be >= 8, got {doc_len}")
+        raise InputError(f"doc_len must be >= 8, got {doc_len}")
     if not 1 <= lo <= hi:
-        raise ValueError(f"span must be (lo, hi) with 1 <= lo <= hi, got {span}")
+        raise InputError(f"span must be (lo, hi) with 1 <= lo <= hi, got {span}")
     if not 0.0 <= quote < 1.0:
-        raise ValueError(f"quote must be in [0, 1), got {quote}")
+        raise InputError(f"quote must be in [0, 1), got {quote}")
 
 
 class _Reader:

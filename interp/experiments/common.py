@@ -1,26 +1,22 @@
-"""What every experiment's ``run`` does before training: device, threads, run dir."""
+"""What every experiment does before training: device, threads, run directory;
+and the small helpers every experiment shares (presets, printed summaries)."""
 
 from __future__ import annotations
 
 import platform
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import torch
 
-from interp.config import ConfigError, apply_overrides, from_dict, to_dict
-from interp.models import make_model
-from interp.training.store import SUMMARY_FILE, RunStore, atomic_write_json
-from interp.training.trainer import (
-    TrainResult,
-    check_task,
-    configure_threads,
-    resolve_device,
-    train,
-)
+from interp.config.catalog import canonical
+from interp.config.core import ConfigError, apply_overrides, from_dict, to_dict
+from interp.training.device import configure_threads, resolve_device
+from interp.training.files import atomic_write_json
+from interp.training.rundir import RunStore
 
 
 def prepare_run(
@@ -40,6 +36,7 @@ def prepare_run(
     runtime = {"device": str(dev), "threads": n_threads, **numerics_environment()}
     if store.exists():
         _upgrade_config(store, experiment, cfg)
+    if store.exists() and not store.is_done():
         before = store.read_config().get("runtime", {})
         changed = [
             f"{key} {before[key]!r} -> {runtime[key]!r}"
@@ -96,11 +93,11 @@ def _upgrade_config(store: RunStore, experiment: str, cfg: Any) -> None:
     its config.json (the defaults keep earlier behaviour), so the run resumes
     instead of being refused as "another config"."""
     data = store.read_config()
-    if data["experiment"] != experiment:
-        return
     try:
+        if canonical(data["experiment"]) != canonical(experiment):
+            return
         filled = to_dict(from_dict(type(cfg), data["config"]))
-    except (ConfigError, TypeError, ValueError, KeyError):
+    except ConfigError:
         return
     if filled != data["config"] and filled == to_dict(cfg):
         atomic_write_json(store.config_path, {**data, "config": filled})
@@ -132,42 +129,3 @@ def format_fields(summary: Mapping[str, Any], keys: Sequence[str]) -> str:
         v = summary.get(k)
         lines.append(f"{k:>{width}}: {v:.4g}" if isinstance(v, float) else f"{k:>{width}}: {v}")
     return "\n".join(lines)
-
-
-def run_experiment(
-    experiment: str,
-    cfg: Any,
-    make_task: Callable[[Any], Any],
-    run_dir: str,
-    *,
-    device: str = "auto",
-    threads: int | None = None,
-    quiet: bool = False,
-    stop_after_step: int | None = None,
-    summarize: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
-) -> TrainResult:
-    """Resolve ``cfg``, prepare ``run_dir``, build the model and task, train.
-
-    ``summarize`` (default: the trainer's t_mem / t_gen summary) turns the
-    metric rows into the ``summary.json`` of a finished run.
-    """
-    cfg = cfg.resolve()
-    task = make_task(cfg)
-    check_task(task, cfg.train)  # before the run directory exists
-    store, dev = prepare_run(experiment, cfg, run_dir, device, threads)
-    model = make_model(cfg.model, seed=cfg.seed, device=dev)
-    result = train(
-        model,
-        task,
-        cfg.train,
-        store,
-        cfg.seed,
-        device=dev,
-        quiet=quiet,
-        stop_after_step=stop_after_step,
-    )
-    if summarize is not None and result.summary:
-        summary = summarize(store.read_metric_rows()) | {"steps": result.summary["steps"]}
-        atomic_write_json(store.path / SUMMARY_FILE, summary)
-        result.summary = summary
-    return result

@@ -16,8 +16,11 @@ pass over ``D`` tokens, a fraction ``f`` of which is a small subset repeated
   copying evaluation's repeated held-out passages.
 
 ``summary.json`` adds the achieved f and E, token counts, non-embedding
-parameter count (for the effective-size fit) and verbatim memorisation of the
-repeated subset (:func:`interp.analysis.memorization.verbatim_fraction`).
+parameter count (for the effective-size fit), verbatim memorisation of the
+repeated subset (:func:`interp.analysis.memorization.verbatim_fraction`) and
+the largest prefix-matching and induction scores of any head at the end
+(random-token probes from the run's :func:`probe_vocab_range`). The config and
+presets are in :mod:`interp.config.repeated_data`.
 The run directory holds the tokenizer (``tokenizer.json``) and the data
 accounting (``data.json``).
 
@@ -29,252 +32,42 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Int
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from interp.config import ConfigError, check_choice, check_float, check_int
+from interp.config.data import CorpusConfig, EvalConfig
+from interp.config.repeated_data import PRESETS, SIZES, RepeatedDataConfig
 from interp.data.corpus import (
     TextTokenizer,
-    TokenizerConfig,
     corpus_manifest,
     load_documents,
     token_stream,
     train_tokenizer,
 )
-from interp.data.repeated import RepeatedConfig, RepeatedData, chop, mix_repeated
+from interp.data.repeated import RepeatedData, chop, mix_repeated
 from interp.data.sequences import (
     markov_copy_stream,
     markov_icl_stream,
     markov_stream,
     self_quoting_text,
 )
-from interp.experiments.common import format_fields, pick_preset, prepare_run
-from interp.models import TransformerConfig, make_model
-from interp.training.store import SUMMARY_FILE, atomic_write_json
+from interp.experiments.base import Experiment, Setup
+from interp.training.files import atomic_write_json
+from interp.training.metrics import final_metrics
 from interp.training.tasks import SequenceLMTask
-from interp.training.trainer import TrainConfig, TrainResult, final_metrics, train
+from interp.training.trainer import TrainResult
 
-EXPERIMENT = "repeated_data"
-
-
-CORPORA = ("python-stdlib", "markov", "markov-icl", "markov-copy")
-
-
-@dataclass(frozen=True)
-class CorpusConfig:
-    """Where the tokens come from: the shipped corpus (``python-stdlib``), a
-    synthetic Markov language with one transition matrix (``markov``), or
-    documents of ``markov_doc_len`` tokens each with its own transition matrix
-    (``markov-icl``: predictable only in context, so induction heads pay off;
-    see :func:`interp.data.sequences.markov_icl_stream`), or self-quoting
-    documents of one chain (``markov-copy``). ``text_quote > 0`` rewrites a
-    text corpus into self-quoting documents of ``text_doc_len`` tokens
-    (:func:`interp.data.sequences.self_quoting_text`): real tokens, with the
-    copying structure of ``markov-copy``."""
-
-    name: str = "python-stdlib"
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    markov_vocab: int = 64
-    markov_tokens: int = 400_000
-    markov_concentration: float = 0.05
-    markov_doc_len: int = 256
-    markov_quote: float = 0.5
-    markov_successors: int = 4
-    markov_contexts: int = 1
-    text_quote: float = 0.0
-    text_doc_len: int = 64
-
-    def __post_init__(self) -> None:
-        check_choice("corpus.name", self.name, CORPORA)
-        check_float("corpus.text_quote", self.text_quote, 0.0, 1.0, hi_open=True)
-        check_int("corpus.text_doc_len", self.text_doc_len, lo=8)
-        if self.text_quote > 0 and self.name.startswith("markov"):
-            raise ConfigError(
-                f"corpus.text_quote applies to text corpora, not {self.name!r} "
-                "(markov-copy has markov_quote)"
-            )
-        check_int("corpus.markov_doc_len", self.markov_doc_len, lo=8)
-        check_float("corpus.markov_quote", self.markov_quote, 0.0, 1.0, hi_open=True)
-        check_int("corpus.markov_successors", self.markov_successors, lo=1, hi=self.markov_vocab)
-        check_int("corpus.markov_contexts", self.markov_contexts, lo=1)
-        check_int("corpus.markov_vocab", self.markov_vocab, lo=2)
-        check_int("corpus.markov_tokens", self.markov_tokens, lo=1000)
-        check_float("corpus.markov_concentration", self.markov_concentration, 0.0, lo_open=True)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.markov_vocab if self.name.startswith("markov") else self.tokenizer.vocab_size
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Sizes of the evaluation sets and probes."""
-
-    test_sequences: int = 128
-    subset_sequences: int = 64
-    unique_sequences: int = 64
-    copy_passages: int = 32
-    copy_length: int = 32
-    copies: int = 4
-    verbatim_sequences: int = 64
-    verbatim_prefix: int = 32
-    verbatim_continuation: int = 32
-
-    def __post_init__(self) -> None:
-        for name in (
-            "test_sequences", "subset_sequences", "unique_sequences", "copy_passages",
-            "copy_length", "verbatim_sequences", "verbatim_prefix", "verbatim_continuation",
-        ):  # fmt: skip
-            check_int(f"eval.{name}", getattr(self, name), lo=1)
-        check_int("eval.copies", self.copies, lo=2, hi=64)
-
-
-@dataclass(frozen=True)
-class RepeatedDataConfig:
-    """One run: corpus and tokenizer, the repeated-data mix, model, optimiser, probes."""
-
-    seed: int = 0
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    data: RepeatedConfig = field(default_factory=RepeatedConfig)
-    model: TransformerConfig = field(default_factory=TransformerConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-
-    def __post_init__(self) -> None:
-        check_int("seed", self.seed, lo=0, hi=2**31 - 1)
-        if self.train.batch_size is None:
-            raise ConfigError("train.batch_size must be set for language-model runs")
-        n_seq = self.data.total_tokens // self.data.seq_len
-        if n_seq % self.train.batch_size:
-            raise ConfigError(
-                f"data.total_tokens / data.seq_len = {n_seq} sequences is not a multiple of "
-                f"train.batch_size={self.train.batch_size}"
-            )
-        e = self.eval
-        if e.copies * e.copy_length > self.data.seq_len:
-            raise ConfigError(
-                f"eval.copies × eval.copy_length = {e.copies * e.copy_length} exceeds "
-                f"data.seq_len={self.data.seq_len}"
-            )
-        if e.verbatim_prefix + e.verbatim_continuation > self.data.seq_len:
-            raise ConfigError("eval.verbatim_prefix + eval.verbatim_continuation > data.seq_len")
-
-    @property
-    def steps(self) -> int:
-        return self.data.total_tokens // (self.data.seq_len * self.train.batch_size)
-
-    def resolve(self) -> RepeatedDataConfig:
-        """Context = sequence length, vocabulary from the corpus, steps = one pass."""
-        v = self.corpus.vocab_size
-        model = replace(self.model, n_ctx=self.data.seq_len, d_vocab=v, d_vocab_out=v)
-        return replace(self, model=model, train=replace(self.train, steps=self.steps))
-
-
-SIZES: dict[str, TransformerConfig] = {
-    "tiny": TransformerConfig(n_layers=1, n_heads=2, d_model=32, d_head=16, d_mlp=64,
-                              normalization="LN", act_fn="gelu"),
-    "xs": TransformerConfig(n_layers=2, n_heads=4, d_model=64, d_head=16, d_mlp=256,
-                            normalization="LN", act_fn="gelu"),
-    "s": TransformerConfig(n_layers=2, n_heads=4, d_model=128, d_head=32, d_mlp=512,
-                           normalization="LN", act_fn="gelu"),
-    "m": TransformerConfig(n_layers=2, n_heads=6, d_model=192, d_head=32, d_mlp=768,
-                           normalization="LN", act_fn="gelu"),
-    "l": TransformerConfig(n_layers=4, n_heads=8, d_model=256, d_head=32, d_mlp=1024,
-                           normalization="LN", act_fn="gelu"),
-    "xl": TransformerConfig(n_layers=4, n_heads=8, d_model=512, d_head=64, d_mlp=2048,
-                            normalization="LN", act_fn="gelu"),
-}  # fmt: skip
-
-_LM_TRAIN = TrainConfig(
-    lr=1e-3,
-    weight_decay=0.1,
-    betas=(0.9, 0.95),
-    warmup_steps=50,
-    lr_schedule="cosine",
-    min_lr_ratio=0.1,
-    batch_size=16,
-    loss_dtype="float32",
-    grad_clip=1.0,
-    fused_attention=True,
-    eval_every=100,
-    checkpoint_every=200,
-)
-# the self-quoting presets (cpu-copy, cpu-copy-text): context 64, constant lr,
-# 16-token copy passages and verbatim probes
-_COPY_TRAIN = replace(
-    _LM_TRAIN, lr=3e-3, lr_schedule="constant", eval_every=256, checkpoint_every=1024
-)
-_COPY_EVAL = EvalConfig(copy_length=16, verbatim_prefix=16, verbatim_continuation=16)
-
-PRESETS: dict[str, RepeatedDataConfig] = {
-    # plain Python text, BPE: the damage peak, but no induction heads (README)
-    "cpu-text": RepeatedDataConfig(
-        corpus=CorpusConfig("python-stdlib", TokenizerConfig("bpe", 4096)),
-        data=RepeatedConfig(total_tokens=2_097_152, repeated_fraction=0.5,
-                            repeated_epochs=100, seq_len=256),
-        model=SIZES["s"],
-        train=replace(_LM_TRAIN, lr=2e-3, batch_size=16),
-    ),
-    # synthetic text that quotes itself (see markov_copy_stream): copying pays, so
-    # the f = 0 model forms induction heads within CPU minutes (the text presets
-    # do not): prefix matching on random tokens passes 0.3 at 7-13k steps (seeds
-    # 0-2) and ends at 0.40-0.76
-    "cpu-copy": RepeatedDataConfig(
-        corpus=CorpusConfig("markov-copy", markov_vocab=512, markov_tokens=33_554_432,
-                            markov_concentration=0.1, markov_doc_len=64, markov_quote=0.7,
-                            markov_successors=8, markov_contexts=4),
-        data=RepeatedConfig(total_tokens=33_554_432, repeated_fraction=0.5,
-                            repeated_epochs=100, seq_len=64),
-        model=SIZES["xs"],
-        train=replace(_COPY_TRAIN, batch_size=32),
-        eval=_COPY_EVAL,
-    ),
-    # the shipped Python source, bytes, laid out like markov-copy (self_quoting_text):
-    # real text statistics, copying at random offsets. The f = 0 model forms an
-    # induction head (printable-ASCII prefix matching 0.42 at the end, seed 0);
-    # the same text without quotes does not (README)
-    "cpu-copy-text": RepeatedDataConfig(
-        corpus=CorpusConfig("python-stdlib", TokenizerConfig("byte", 257), text_quote=0.7,
-                            text_doc_len=64),
-        data=RepeatedConfig(total_tokens=15_728_640, repeated_fraction=0.5,
-                            repeated_epochs=1000, seq_len=64),
-        model=SIZES["xs"],
-        train=replace(_COPY_TRAIN, batch_size=16),
-        eval=_COPY_EVAL,
-    ),
-    "tiny": RepeatedDataConfig(
-        corpus=CorpusConfig("markov", markov_vocab=32, markov_tokens=60_000),
-        data=RepeatedConfig(total_tokens=16_384, repeated_fraction=0.5,
-                            repeated_epochs=8, seq_len=64),
-        model=SIZES["tiny"],
-        train=replace(_LM_TRAIN, lr=3e-3, batch_size=8, warmup_steps=5, eval_every=8,
-                      checkpoint_every=16),
-        eval=EvalConfig(test_sequences=16, subset_sequences=8, unique_sequences=8,
-                        copy_passages=8, copy_length=16, verbatim_sequences=8,
-                        verbatim_prefix=16, verbatim_continuation=8),
-    ),
-}  # fmt: skip
-# one run of the cpu-quick grid (interp train repeated-data's default preset)
-PRESETS["cpu-quick"] = PRESETS["cpu-copy-text"]
-# for a GPU: the cpu-copy-text recipe (under which the f = 0 xs and s models form
-# induction heads here) with the 4-layer l model. The budget is one pass of the
-# shipped corpus laid out to quote itself (15.7M bytes); plain BPE text gives a
-# pass of only 2.8M tokens, where no model here formed heads
-PRESETS["paper"] = replace(PRESETS["cpu-copy-text"], model=SIZES["l"])
-
-
-def preset(
-    name: str, seed: int | None = None, overrides: list[str] | None = None
-) -> RepeatedDataConfig:
-    return pick_preset(EXPERIMENT, PRESETS, name, seed, overrides)
+if TYPE_CHECKING:
+    from interp.training.rundir import Run, RunStore
+    from interp.viz.report import Page
 
 
 # --- data -----------------------------------------------------------------------------
@@ -516,47 +309,116 @@ def summarize_run(
     return out
 
 
-def run(
-    cfg: RepeatedDataConfig,
-    run_dir: str,
-    *,
-    device: str = "auto",
-    threads: int | None = None,
-    quiet: bool = False,
-    stop_after_step: int | None = None,
-) -> TrainResult:
-    """Train one repeated-data run into ``run_dir`` (resumable)."""
-    cfg = cfg.resolve()
-    store, dev = prepare_run(EXPERIMENT, cfg, run_dir, device, threads)
-    data = make_data(cfg)
-    if data.tokenizer is not None:
-        data.tokenizer.save(store.path / "tokenizer.json")
-    atomic_write_json(store.path / "data.json", data.mixed.accounting())
-    model = make_model(cfg.model, seed=cfg.seed, device=dev)
-    result = train(
-        model, make_task(cfg, data), cfg.train, store, cfg.seed,
-        device=dev, quiet=quiet, stop_after_step=stop_after_step,
-    )  # fmt: skip
-    if result.summary:
-        summary = summarize_run(store.read_metric_rows(), result.model, cfg, data)
+def final_head_scores(model: nn.Module, cfg: RepeatedDataConfig) -> dict[str, float]:
+    """Max over heads of the prefix-matching and induction scores (Olsson et
+    al.; random-token probes) of ``model``, the random tokens drawn from the
+    run's probe range (printable ASCII for byte-level text,
+    :func:`probe_vocab_range`)."""
+    from interp.analysis import induction_scores, prefix_matching_scores
+
+    with torch.no_grad():
+        pm, ind = (fn(model) for fn in run_head_analyzers(cfg, (prefix_matching_scores,
+                                                                 induction_scores)))  # fmt: skip
+    return {"prefix_matching_max": float(pm.max()), "induction_max": float(ind.max())}
+
+
+class RepeatedDataLM(Experiment):
+    """One language model of the repeated-data grid."""
+
+    name = "repeated-data"
+    summary_keys = ("final_test_loss", "final_repeated_loss", "final_unique_loss",
+                    "final_copy_gain", "verbatim_repeated_exact", "data_repeated_fraction",
+                    "data_repeated_epochs", "non_embedding_params", "steps")  # fmt: skip
+
+    def make_task(self, cfg: RepeatedDataConfig) -> SequenceLMTask:
+        return make_task(cfg)
+
+    def check(self, cfg: RepeatedDataConfig) -> None:
+        pass  # the config itself checks everything the task needs
+
+    def build(
+        self, cfg: RepeatedDataConfig, store: RunStore, device: torch.device, quiet: bool
+    ) -> Setup:
+        from interp.models import make_model
+
+        data = make_data(cfg)
+        if data.tokenizer is not None:
+            data.tokenizer.save(store.path / "tokenizer.json")
+        atomic_write_json(store.path / "data.json", data.mixed.accounting())
+        model = make_model(cfg.model, seed=cfg.seed, device=device)
+        return Setup(model, make_task(cfg, data), context=data)
+
+    def summarize(
+        self, cfg: RepeatedDataConfig, setup: Setup, result: TrainResult
+    ) -> dict[str, Any]:
+        summary = summarize_run(result.store.read_metric_rows(), result.model, cfg, setup.context)
         summary["steps"] = result.summary["steps"]
-        atomic_write_json(store.path / SUMMARY_FILE, summary)
-        result.summary = summary
-    return result
+        summary.update(final_head_scores(result.model, cfg))
+        return summary
+
+    def analyzers(self, run: Run) -> list[Any]:
+        return list(run_head_analyzers(run.config))
+
+    def analyzer(self, run: Run, name: str) -> Any:
+        return run_head_analyzers(run.config, (super().analyzer(run, name),))[0]
+
+    def probe(self, run: Run) -> torch.Tensor:
+        """Held-out text: the first copy passage repeated (``eval.copies`` times)."""
+        data = make_data(run.config)
+        return data.copy_passages[0].repeat(run.config.eval.copies)
+
+    def report(self, run: Run) -> Page:
+        return lm_page(run)
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    return format_fields(
-        summary,
-        [
-            "final_test_loss", "final_repeated_loss", "final_unique_loss", "final_copy_gain",
-            "verbatim_repeated_exact", "data_repeated_fraction", "data_repeated_epochs",
-            "non_embedding_params", "steps",
-        ],
-    )  # fmt: skip
+def lm_page(run: Run) -> Page:
+    """A repeated-data language-model run: its losses over training (held-out,
+    repeated subset, unique, copying) and head scores over checkpoints."""
+    import plotly.graph_objects as go
+
+    from interp.analysis import induction_scores, prefix_matching_scores, prev_token_scores
+    from interp.analysis.sweep import analyzer_name, sweep
+    from interp.viz.figures import head_score_heatmap
+    from interp.viz.report import Page
+
+    m = run.metrics()
+    loss = go.Figure()
+    for split, metric in (("test", "loss"), ("repeated", "loss"), ("unique", "loss"),
+                          ("copy", "loss_first"), ("copy", "loss_later")):  # fmt: skip
+        d = m[(m["split"] == split) & (m["metric"] == metric) & (m["step"] > 0)].sort_values("step")
+        if not d.empty:
+            loss.add_trace(go.Scatter(x=d["step"], y=d["value"], name=f"{split} {metric}"))
+    loss.update_xaxes(type="log", title_text="step")
+    loss.update_yaxes(title_text="nats / token")
+    loss.update_layout(title="Losses over training", height=420)
+    probes = (prefix_matching_scores, induction_scores, prev_token_scores)
+    df = sweep(run, list(run_head_analyzers(run.config, probes)))
+    figures = [loss, *[head_score_heatmap(df, analyzer_name(fn)) for fn in probes]]
+    return Page(f"LM report: {run.path.name}", figures, {"run": str(run.path),
+                                                         **(run.summary() or {})})  # fmt: skip
+
+
+EXPERIMENT = RepeatedDataLM()
+
+
+def preset(
+    name: str | None = None, seed: int | None = None, overrides: Sequence[str] = ()
+) -> RepeatedDataConfig:
+    """A resolved preset with ``seed`` and ``key=value`` overrides applied."""
+    return EXPERIMENT.preset(name, seed, overrides)
+
+
+def run(cfg: RepeatedDataConfig, run_dir: str, **kw: Any) -> TrainResult:
+    """Train one repeated-data run into ``run_dir`` (resumable)."""
+    return EXPERIMENT.train(cfg, run_dir, **kw)
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    return EXPERIMENT.format_summary(summary)
 
 
 __all__ = [
     "EXPERIMENT", "PRESETS", "SIZES", "CorpusConfig", "EvalConfig", "RepeatedDataConfig",
-    "corpus_streams", "make_data", "make_task", "non_embedding_params", "preset", "run",
+    "RepeatedDataLM", "corpus_streams", "final_head_scores", "make_data", "make_task",
+    "non_embedding_params", "preset", "probe_vocab_range", "run", "run_head_analyzers",
 ]  # fmt: skip

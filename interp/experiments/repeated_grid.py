@@ -1,6 +1,8 @@
 """The repeated-data grid (Hernandez et al. 2022 §2–4): model sizes × repeated
 fraction f × repeated epochs E × seeds, with the unique-data baselines and
-controls, a results table, mean ± standard error over seeds, and figures.
+controls, a results table, mean ± standard error over seeds, and figures. It
+runs on the multi-run runner (:mod:`interp.experiments.runner`); its spec and
+presets are :class:`interp.config.repeated_data.GridSpec` and ``GRIDS``.
 
 Runs per size and seed:
 
@@ -12,111 +14,23 @@ Runs per size and seed:
   (Hernandez's models are step-limited at this scale; both controls are needed);
 * for each f > 0 and E: the repeated-data run.
 
-Layout: ``OUT/grid.json`` (the spec), ``OUT/<size>/<run>/seed<k>/`` (run
-directories), ``OUT/results.csv|json`` and ``OUT/repeated_report.html``.
-Finished runs are skipped on relaunch; an interrupted run resumes.
-
-Execution: one after another (default), in ``jobs`` worker processes with one
-torch thread each, or as Ray tasks on an existing cluster
-(``backend="ray"``, ``pip install 'memgen-interp[ray]'``; ``ray.init(address="auto")``).
+Layout: ``OUT/spec.json``, ``OUT/<size>/<run>/seed<k>/`` (run directories),
+``OUT/results.csv|json`` and ``OUT/report.html``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from functools import partial
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
-from interp.config import ConfigError
-from interp.experiments.parallel import run_jobs
-from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
-
-GRID_FILE = "grid.json"
-HEADS_FILE = "final_heads.json"
-
-
-@dataclass(frozen=True)
-class GridSpec:
-    """What one ``interp experiment repeated-data`` launch trains."""
-
-    base: str = "cpu-text"
-    sizes: tuple[str, ...] = ("s",)
-    fractions: tuple[float, ...] = (0.5,)
-    epochs: tuple[int, ...] = (10, 100, 1000)
-    seeds: tuple[int, ...] = (0,)
-    key_epochs: tuple[int, ...] = ()
-    key_seeds: tuple[int, ...] = ()
-    controls: bool = True
-    # sizes trained at f = 0 only, on the main seeds: points for the effective-size fit
-    baseline_sizes: tuple[str, ...] = ()
-    overrides: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        from interp.experiments.repeated_data import PRESETS, SIZES
-
-        if self.base not in PRESETS:
-            raise ConfigError(
-                f"unknown repeated-data preset {self.base!r}; choose from {sorted(PRESETS)}"
-            )
-        bad = sorted((set(self.sizes) | set(self.baseline_sizes)) - set(SIZES))
-        if bad:
-            raise ConfigError(f"unknown model sizes {bad}; choose from {sorted(SIZES)}")
-        for f in self.fractions:
-            if not 0.0 < f < 1.0:
-                raise ConfigError(
-                    f"fractions must be in (0, 1) (f = 0 runs are always included), got {f}"
-                )
-        bad_e = [e for e in (*self.epochs, *self.key_epochs) if int(e) < 1]
-        if bad_e:
-            raise ConfigError(f"repeated epochs must be >= 1, got {bad_e}")
-        if not self.seeds or not self.sizes:
-            raise ConfigError("sizes and seeds must not be empty")
-
-
-GRIDS: dict[str, GridSpec] = {
-    # the quick look (15 min at --jobs 2): f = 0 forms an induction head, and
-    # test loss against E peaks inside 30-3000 (seed 0; three seeds and both
-    # unique-only controls in cpu-copy-text, whose runs these are)
-    "cpu-quick": GridSpec(base="cpu-copy-text", sizes=("xs",), fractions=(0.5,),
-                          epochs=(30, 300, 3000), seeds=(0,), controls=False),
-    # plain BPE text: the damage peak against both controls on three seeds, no heads
-    "cpu-text": GridSpec(base="cpu-text", sizes=("s",), fractions=(0.5,),
-                         epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100,),
-                         key_seeds=(0, 1, 2)),
-    # the self-quoting Python corpus, where the f = 0 xs and s models form induction
-    # heads (README); ~8 h at --jobs 2; shares its runs with the cpu-copy-text grid
-    # under one --out
-    "cpu-full": GridSpec(base="cpu-copy-text", sizes=("xs", "s"), fractions=(0.1, 0.5),
-                         epochs=(10, 30, 100, 200, 300, 500, 1000, 3000), seeds=(0,),
-                         key_epochs=(300, 1000, 3000), key_seeds=(0, 1, 2),
-                         baseline_sizes=("tiny",)),
-    # key E: 100 (the repeated half still helps) and 1000 (the middle of the
-    # damage band E = 300-3000 measured on three seeds, README)
-    "cpu-copy": GridSpec(base="cpu-copy", sizes=("xs",), fractions=(0.5,),
-                         epochs=(10, 100, 1000), seeds=(0,), key_epochs=(100, 1000),
-                         key_seeds=(0, 1, 2)),
-    # E from 10 to 3000 on seed 0 (eight values); three seeds at E = 300, 1000, 3000; f = 0 runs of
-    # the tiny and s models for the effective-size fit
-    "cpu-copy-text": GridSpec(base="cpu-copy-text", sizes=("xs",), fractions=(0.5,),
-                              epochs=(10, 30, 100, 200, 300, 500, 1000, 3000), seeds=(0,),
-                              key_epochs=(300, 1000, 3000), key_seeds=(0, 1, 2),
-                              baseline_sizes=("tiny", "s")),
-    # for a GPU: cpu-full's corpus and recipe over four sizes (0.4M to 12.6M
-    # non-embedding parameters) with every point on three seeds and the tiny and xs
-    # f = 0 runs as extra points of the effective-size fit; 258 runs
-    "paper": GridSpec(base="paper", sizes=("s", "m", "l", "xl"), fractions=(0.1, 0.5),
-                      epochs=(10, 30, 100, 200, 300, 500, 1000, 3000), seeds=(0, 1, 2),
-                      baseline_sizes=("tiny", "xs")),
-    "tiny": GridSpec(base="tiny", sizes=("tiny",), fractions=(0.5,), epochs=(2, 8),
-                     seeds=(0, 1)),
-}  # fmt: skip
+from interp.config.core import apply_overrides
+from interp.config.repeated_data import CONTROLS, GRIDS, PRESETS, SIZES, GridSpec
+from interp.experiments.runner import Job, JobResult, Study, run_study
 
 
 @dataclass(frozen=True)
@@ -128,7 +42,8 @@ class GridRun:
     seed: int
     f: float = 0.0
     epochs: int = 0
-    overrides: tuple[str, ...] = field(default_factory=tuple)
+    total_tokens: int | None = None  # None: the base preset's D
+    batch_size: int | None = None  # None: the base preset's batch
 
     @property
     def name(self) -> str:
@@ -145,29 +60,18 @@ class GridRun:
 def grid_runs(spec: GridSpec) -> list[GridRun]:
     """Every run of ``spec``, cheapest-first within each seed. (f, E) pairs whose
     repeated subset f·D/E would be shorter than one sequence are left out."""
-    from interp.experiments.repeated_data import PRESETS
-
     base = PRESETS[spec.base]
     D, L, B = base.data.total_tokens, base.data.seq_len, base.train.batch_size or 1
     runs: list[GridRun] = []
     for size in spec.sizes:
         for seed in sorted(set(spec.seeds) | set(spec.key_seeds)):
             main = seed in spec.seeds
-            runs.append(GridRun(size, "f0", seed, overrides=("data.repeated_fraction=0.0",)))
+            runs.append(GridRun(size, "f0", seed))
             for f in spec.fractions:
-                # (1 - f)·D unique tokens, rounded to whole batches of the base batch size
-                unique = max(1, round((1 - f) * D / (L * B))) * L * B
                 if spec.controls:
-                    runs.append(
-                        GridRun(
-                            size,
-                            "unique-fewer-steps",
-                            seed,
-                            f,
-                            0,
-                            ("data.repeated_fraction=0.0", f"data.total_tokens={unique}"),
-                        )
-                    )
+                    # (1 - f)·D unique tokens, rounded to whole batches of the base batch size
+                    unique = max(1, round((1 - f) * D / (L * B))) * L * B
+                    runs.append(GridRun(size, "unique-fewer-steps", seed, f, total_tokens=unique))
                     # the same number of steps as the f = 0 run, with a (1 - f) batch
                     b = max(1, round(B * (1 - f)))
                     runs.append(
@@ -176,209 +80,179 @@ def grid_runs(spec: GridSpec) -> list[GridRun]:
                             "unique-same-steps",
                             seed,
                             f,
-                            0,
-                            (
-                                "data.repeated_fraction=0.0",
-                                f"data.total_tokens={D // (L * B) * b * L}",
-                                f"train.batch_size={b}",
-                            ),
+                            total_tokens=D // (L * B) * b * L,
+                            batch_size=b,
                         )
                     )
                 for e in spec.epochs:
                     if f * D / e < L:  # the subset would be shorter than one sequence
                         continue
                     if main or e in spec.key_epochs:
-                        runs.append(
-                            GridRun(
-                                size,
-                                "repeated",
-                                seed,
-                                f,
-                                e,
-                                (f"data.repeated_fraction={f}", f"data.repeated_epochs={e}"),
-                            )
-                        )
+                        runs.append(GridRun(size, "repeated", seed, f, e))
     for size in spec.baseline_sizes:
         if size not in spec.sizes:
             for seed in sorted(spec.seeds):
-                runs.append(GridRun(size, "f0", seed, overrides=("data.repeated_fraction=0.0",)))
-    return runs  # fmt: skip
+                runs.append(GridRun(size, "f0", seed))
+    return runs
 
 
-def run_config(spec: GridSpec, r: GridRun):
-    from interp.experiments.repeated_data import SIZES, preset
-
-    size = SIZES[r.size]
-    fields = [f"model.{k}={json.dumps(v)}" for k, v in asdict(size).items() if k != "kind"]
-    return preset(spec.base, seed=r.seed, overrides=[*fields, *r.overrides, *spec.overrides])
-
-
-def execute(spec: GridSpec, out: str, r: GridRun, threads: int | None) -> dict[str, Any]:
-    """Train (or resume, or skip) one grid run and measure its heads at the end."""
-    from interp.experiments import repeated_data
-
-    path = r.path(Path(out))
-    t0 = time.perf_counter()
-    if not (path / SUMMARY_FILE).exists():
-        repeated_data.run(run_config(spec, r), str(path), threads=threads, quiet=True)
-    if not (path / HEADS_FILE).exists():
-        atomic_write_json(path / HEADS_FILE, final_head_scores(path))
-    return {
-        "summary": read_json(path / SUMMARY_FILE),
-        "heads": read_json(path / HEADS_FILE),
-        "seconds": time.perf_counter() - t0,
-    }
-
-
-def final_head_scores(path: Path) -> dict[str, float]:
-    """Max over heads of the prefix-matching and induction scores (Olsson et
-    al.; random-token probes) at the run's last checkpoint, the random tokens
-    drawn from the run's probe range (printable ASCII for byte-level text,
-    :func:`~interp.experiments.repeated_data.probe_vocab_range`)."""
-    from interp.analysis import induction_scores, prefix_matching_scores
-    from interp.experiments.repeated_data import run_head_analyzers
-    from interp.training.store import open_run
-
-    run = open_run(path)
-    model = run.load()
-    pm, ind = (
-        fn(model)
-        for fn in run_head_analyzers(run.config, (prefix_matching_scores, induction_scores))
+def run_config(spec: GridSpec, r: GridRun) -> Any:
+    """The config of grid run ``r``: the base preset with the run's size, seed,
+    mix and batch, then the spec's overrides, resolved."""
+    base = PRESETS[spec.base]
+    data = replace(
+        base.data,
+        repeated_fraction=r.f if r.kind == "repeated" else 0.0,
+        repeated_epochs=r.epochs if r.kind == "repeated" else base.data.repeated_epochs,
+        total_tokens=r.total_tokens or base.data.total_tokens,
     )
-    return {"prefix_matching_max": float(pm.max()), "induction_max": float(ind.max())}
+    train = replace(base.train, batch_size=r.batch_size or base.train.batch_size)
+    cfg = replace(base, seed=r.seed, model=SIZES[r.size], data=data, train=train)
+    return (apply_overrides(cfg, spec.overrides) if spec.overrides else cfg).resolve()
 
 
-def run_grid(
-    spec: GridSpec,
-    out: str | Path,
-    *,
-    jobs: int = 1,
-    backend: str = "local",
-    threads: int | None = None,
-    log: Callable[[str], None] = print,
-) -> pd.DataFrame:
-    """Train every run of ``spec`` under ``out`` and write the results table."""
-    out = Path(out)
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    spec_d = _spec_dict(spec)
-    if (out / GRID_FILE).exists():
-        _check_same_grid(out, spec_d)
-    runs = grid_runs(spec)
-    for r in runs:  # validate every config before writing or training anything
-        run_config(spec, r)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / GRID_FILE, spec_d)
-    t0 = time.perf_counter()
-    done: dict[GridRun, dict[str, Any]] = {}
+class RepeatedGrid(Study):
+    """``interp experiment repeated-data``."""
 
-    def note(r: GridRun, res: dict[str, Any]) -> None:
-        done[r] = res
-        s = res["summary"]
-        pm = res["heads"]["prefix_matching_max"]
-        log(
-            f"{r.size} {r.name:>24} seed {r.seed}: test {s.get('final_test_loss'):.4f}  "
-            f"prefix-match {pm:.2f}  ({res['seconds']:.0f} s)"
+    name = "repeated-data"
+    selects = frozenset(
+        {"sizes", "fractions", "epochs", "seeds", "key_epochs", "key_seeds", "baseline_sizes"}
+    )
+    legacy_spec: ClassVar[Mapping[str, Mapping[str, Any]]] = {"grid.json": {}}
+
+    def jobs(self, spec: GridSpec, out: Path) -> list[Job]:
+        return [
+            Job(
+                str(r.path(Path())),
+                "repeated-data",
+                run_config(spec, r),
+                tags={
+                    "size": r.size,
+                    "run": r.name,
+                    "kind": r.kind,
+                    "f": r.f,
+                    "E": r.epochs,
+                    "seed": r.seed,
+                },
+            )
+            for r in grid_runs(spec)
+        ]
+
+    def tabulate(self, spec: GridSpec, table: pd.DataFrame) -> dict[str, Any]:
+        rows = results_table(table)
+        return {"rows": rows, "aggregate": aggregate(rows).to_dict(orient="records")}
+
+    def report(self, out: Path, result: Mapping[str, Any]) -> Path:
+        return write_report(out, pd.DataFrame(result["rows"]), missing=len(result["missing"]))
+
+    def log_line(self, job: Job, res: JobResult) -> str:
+        s, t = res.summary, job.tags
+        return (
+            f"{t['size']} {t['run']:>24} seed {t['seed']}: test {s.get('final_test_loss'):.4f}  "
+            f"prefix-match {s.get('prefix_matching_max', math.nan):.2f}  ({res.seconds:.0f} s)"
         )
 
-    if backend == "ray":
-        _run_ray(spec, runs, str(out), note)
-    elif backend != "local":
-        raise ConfigError(f"--backend must be 'local' or 'ray', got {backend!r}")
-    else:
-        run_jobs(runs, partial(execute, spec, str(out)), jobs=jobs, threads=threads, on_done=note)
-    table = results_table(runs, done)
-    _write_results(out, spec_d, table, {"wall_seconds": time.perf_counter() - t0, "jobs": jobs})
-    return table
+    def format(self, result: Mapping[str, Any]) -> str:
+        agg = pd.DataFrame(result["aggregate"])
+        cols = [c for c in PRINTED_COLUMNS if c in agg]
+        return agg[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
-def report_grid(
-    spec: GridSpec, out: str | Path, *, log: Callable[[str], None] = print
-) -> pd.DataFrame:
-    """The results table, ``results.csv|json`` and report of the runs of
-    ``spec`` that have finished under ``out``, training nothing: read a grid
-    that is still running, or one launched only in part. Unfinished runs are
-    left out and listed under ``missing`` in ``results.json``; a finished run
-    without its head scores gets them (as :func:`execute` would)."""
-    out = Path(out)
-    if not (out / GRID_FILE).exists():
-        raise ConfigError(f"{out} has no {GRID_FILE}: not a repeated-data grid directory")
-    spec_d = _spec_dict(spec)
-    _check_same_grid(out, spec_d)
-    runs = grid_runs(spec)
-    finished = [r for r in runs if (r.path(out) / SUMMARY_FILE).exists()]
-    if not finished:
-        raise ConfigError(f"no run of this grid has finished under {out}")
-    done = {r: execute(spec, str(out), r, None) for r in finished}
-    for r in finished:
-        done[r]["seconds"] = 0.0  # nothing was trained here
-    missing = [str(r.path(out).relative_to(out)) for r in runs if r not in done]
-    log(f"{len(finished)} of {len(runs)} runs finished; {len(missing)} left out")
-    table = results_table(finished, done)
-    _write_results(out, spec_d, table, {"missing": missing}, missing=len(missing))
-    return table
+STUDY = RepeatedGrid()
+
+#: what ``interp experiment repeated-data`` prints (every column is in results.json)
+PRINTED_COLUMNS = (
+    "size",
+    "run",
+    "seeds",
+    "test_loss_mean",
+    "se",
+    "vs_f0",
+    "vs_unique-fewer-steps",
+    "vs_unique-fewer-steps_se",
+    "vs_unique-same-steps",
+    "vs_unique-same-steps_se",
+    "copy_gain_mean",
+    "copy_gain_se",
+    "prefix_matching_max_mean",
+    "prefix_matching_text_mean",
+)
 
 
-def _spec_dict(spec: GridSpec) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
+def grid_preset(
+    name: str,
+    seeds: Sequence[int] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    sizes: Sequence[str] | None = None,
+    fractions: Sequence[float] | None = None,
+    epochs: Sequence[int] | None = None,
+    baseline_sizes: Sequence[str] | None = None,
+) -> GridSpec:
+    """The grid ``name`` with its seeds, sizes, fractions, repeated epochs or
+    baseline-only sizes replaced where given (e.g. a finer E scan; runs already
+    trained under the same ``--out`` are reused)."""
+    spec = STUDY.preset(name)
+    changes: dict[str, Any] = {}
+    if seeds:
+        changes["seeds"] = tuple(seeds)
+    if sizes:
+        changes["sizes"] = tuple(sizes)
+    if baseline_sizes:
+        changes["baseline_sizes"] = tuple(baseline_sizes)
+    if fractions:
+        changes["fractions"] = tuple(float(f) for f in fractions)
+    if epochs:
+        changes["epochs"] = tuple(sorted({int(e) for e in epochs}))
+    if overrides:
+        changes["overrides"] = tuple(overrides)
+    return replace(spec, **changes) if changes else spec
 
 
-def _check_same_grid(out: Path, spec_d: dict[str, Any]) -> None:
-    before = read_json(out / GRID_FILE)
-    keep = ("base", "overrides", "controls")
-    if {k: before.get(k) for k in keep} != {k: spec_d[k] for k in keep}:
-        raise ConfigError(f"{out} holds a grid with another base/overrides; use a new --out")
+def run_grid(spec: GridSpec, out: str | Path, **kw: Any) -> pd.DataFrame:
+    """Train every run of ``spec`` under ``out`` and write the results
+    (:func:`~interp.experiments.runner.run_study` keywords); returns the table."""
+    return pd.DataFrame(run_study(STUDY, spec, out, **kw)["rows"])
 
 
-def _write_results(
-    out: Path, spec_d: dict[str, Any], table: pd.DataFrame, extra: dict[str, Any], missing: int = 0
-) -> None:
-    table.to_csv(out / "results.csv", index=False)
-    summary = aggregate(table)
-    atomic_write_json(
-        out / "results.json",
-        {"spec": spec_d, **extra, "rows": table.to_dict(orient="records"),
-         "aggregate": summary.to_dict(orient="records")},
-    )  # fmt: skip
-    write_report(out, table, summary, missing=missing)
+def report_grid(spec: GridSpec, out: str | Path, **kw: Any) -> pd.DataFrame:
+    """The results and report of the runs of ``spec`` that have finished under
+    ``out``, training nothing (a grid still running, or launched in part);
+    the others are listed under ``missing`` in ``results.json``."""
+    return run_grid(spec, out, report_only=True, **kw)
 
 
-def _run_ray(spec: GridSpec, runs: list[GridRun], out: str, note: Callable) -> None:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError(
-            "--backend ray needs Ray: pip install 'memgen-interp[ray]', and a running cluster"
-        ) from exc
-    ray.init(address="auto", ignore_reinit_error=True)
-    task = ray.remote(num_cpus=1)(execute)
-    refs = {task.remote(spec, out, r, 1): r for r in runs}
-    pending = list(refs)
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        note(refs[ready[0]], ray.get(ready[0]))
-
-
-def results_table(runs: Sequence[GridRun], done: dict[GridRun, dict[str, Any]]) -> pd.DataFrame:
+def results_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per run; the effective size is filled in when ≥ 2 sizes have f = 0 runs."""
     from interp.analysis.memorization import effective_size, fit_power_law
 
     rows = []
-    for r in runs:
-        s, h = done[r]["summary"], done[r]["heads"]
-        rows.append({
-            "size": r.size, "run": r.name, "kind": r.kind, "f": r.f, "E": r.epochs, "seed": r.seed,
-            "achieved_f": s.get("data_repeated_fraction"), "steps": s.get("steps"),
-            "tokens": s.get("tokens_seen"), "non_embedding_params": s.get("non_embedding_params"),
-            "test_loss": s.get("final_test_loss"), "repeated_loss": s.get("final_repeated_loss"),
-            "unique_loss": s.get("final_unique_loss"), "copy_gain": s.get("final_copy_gain"),
-            "copy_loss_later": s.get("final_copy_loss_later"),
-            "verbatim_repeated": s.get("verbatim_repeated_exact"),
-            "verbatim_unique": s.get("verbatim_unique_exact"),
-            "prefix_matching_max": h["prefix_matching_max"], "induction_max": h["induction_max"],
-            "prefix_matching_text": s.get("final_copy_prefix_matching_max"),
-            "seconds": round(done[r]["seconds"], 1),
-        })  # fmt: skip
+    for s in frame.to_dict(orient="records"):
+        rows.append(
+            {
+                "size": s["size"],
+                "run": s["run"],
+                "kind": s["kind"],
+                "f": s["f"],
+                "E": s["E"],
+                "seed": s["seed"],
+                "achieved_f": s.get("data_repeated_fraction"),
+                "steps": s.get("steps"),
+                "tokens": s.get("tokens_seen"),
+                "non_embedding_params": s.get("non_embedding_params"),
+                "test_loss": s.get("final_test_loss"),
+                "repeated_loss": s.get("final_repeated_loss"),
+                "unique_loss": s.get("final_unique_loss"),
+                "copy_gain": s.get("final_copy_gain"),
+                "copy_loss_later": s.get("final_copy_loss_later"),
+                "verbatim_repeated": s.get("verbatim_repeated_exact"),
+                "verbatim_unique": s.get("verbatim_unique_exact"),
+                "prefix_matching_max": s.get("prefix_matching_max"),
+                "induction_max": s.get("induction_max"),
+                "prefix_matching_text": s.get("final_copy_prefix_matching_max"),
+                "seconds": s["seconds"],
+            }
+        )
     df = pd.DataFrame(rows)
     df["effective_params"] = math.nan
     base = df[df["kind"] == "f0"].groupby("size")[["non_embedding_params", "test_loss"]].mean()
@@ -393,8 +267,15 @@ def results_table(runs: Sequence[GridRun], done: dict[GridRun, dict[str, Any]]) 
 
 
 # per-run measures averaged over seeds by aggregate() (absent columns give NaN)
-MEAN_COLUMNS = ("copy_gain", "copy_loss_later", "prefix_matching_max", "prefix_matching_text",
-                "repeated_loss", "verbatim_repeated", "effective_ratio")  # fmt: skip
+MEAN_COLUMNS = (
+    "copy_gain",
+    "copy_loss_later",
+    "prefix_matching_max",
+    "prefix_matching_text",
+    "repeated_loss",
+    "verbatim_repeated",
+    "effective_ratio",
+)
 
 
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
@@ -429,9 +310,6 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     return agg
 
 
-CONTROLS = ("unique-fewer-steps", "unique-same-steps")
-
-
 def paired_differences(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with per-run test-loss differences from the f = 0 run of the
     same size and seed (``vs_f0``) and, for repeated runs, from each unique-only
@@ -454,31 +332,53 @@ def paired_differences(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # the columns of the report's table (all of them are in results.json)
-REPORT_COLUMNS = ("size", "run", "seeds", "test_loss_mean", "se", "vs_f0",
-                  "vs_unique-fewer-steps", "vs_unique-fewer-steps_se", "vs_unique-same-steps",
-                  "vs_unique-same-steps_se", "copy_gain_mean", "copy_loss_later_mean",
-                  "prefix_matching_max_mean", "repeated_loss_mean", "verbatim_repeated_mean",
-                  "effective_ratio_mean")  # fmt: skip
+REPORT_COLUMNS = (
+    "size",
+    "run",
+    "seeds",
+    "test_loss_mean",
+    "se",
+    "vs_f0",
+    "vs_unique-fewer-steps",
+    "vs_unique-fewer-steps_se",
+    "vs_unique-same-steps",
+    "vs_unique-same-steps_se",
+    "copy_gain_mean",
+    "copy_loss_later_mean",
+    "prefix_matching_max_mean",
+    "repeated_loss_mean",
+    "verbatim_repeated_mean",
+    "effective_ratio_mean",
+)
 
 
-def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame, missing: int = 0) -> Path:
-    """OUT/repeated_report.html: the figures, then the table of means over seeds
+def write_report(out: Path, table: pd.DataFrame, missing: int = 0) -> Path:
+    """OUT/report.html: the figures, then the table of means over seeds
     (``missing``: how many runs of the grid have not finished, said in the intro)."""
     import html
 
+    from interp.training.rundir import open_run
     from interp.viz.repeated import (
         damage_vs_epochs,
         loss_vs_epochs,
         measures_vs_epochs,
         training_curves_by_run,
     )
-    from interp.viz.report import write_figures
+    from interp.viz.report import Page, write_page
 
-    figs = [loss_vs_epochs(agg), damage_vs_epochs(table), measures_vs_epochs(agg)]
-    figs.append(training_curves_by_run(out, table))
+    agg = aggregate(table)
+    figs = [
+        loss_vs_epochs(agg),
+        damage_vs_epochs(paired_differences(table), agg),
+        measures_vs_epochs(agg),
+    ]
+    size, seed = table["size"].iloc[0], int(table["seed"].min())
+    runs = table[(table["size"] == size) & (table["seed"] == seed)]
+    curves = {r: open_run(Path(out) / size / r / f"seed{seed}").metrics() for r in runs["run"]}
+    figs.append(training_curves_by_run(curves, f"{size}, seed {seed}"))
     seeds = sorted({int(s) for s in table["seed"]})
     intro = (
-        f"<p>{html.escape(out.name)}: {len(table)} runs, seeds {seeds}"
+        f"<p>{html.escape(Path(out).name)}: {len(table)} runs, seeds {seeds}"
         + (f" (partial: {missing} runs of the grid not finished)" if missing else "")
         + ". Test loss in nats per "
         "token of held-out text; differences from f = 0 and from the unique-only controls "
@@ -489,43 +389,23 @@ def write_report(out: Path, table: pd.DataFrame, agg: pd.DataFrame, missing: int
     body = "<h2>Means over seeds</h2>" + agg[cols].to_html(
         index=False, na_rep="–", float_format=lambda v: f"{v:.4g}"
     )
-    return write_figures(
-        figs, out / "repeated_report.html", "Repeated data", intro, extra_body=body
-    )
-
-
-def grid_preset(
-    name: str,
-    seeds: Sequence[int] | None = None,
-    overrides: Sequence[str] = (),
-    *,
-    sizes: Sequence[str] | None = None,
-    fractions: Sequence[float] | None = None,
-    epochs: Sequence[int] | None = None,
-    baseline_sizes: Sequence[str] | None = None,
-) -> GridSpec:
-    """The grid ``name`` with its seeds, sizes, fractions, repeated epochs or
-    baseline-only sizes replaced where given (e.g. a finer E scan; runs already
-    trained under the same ``--out`` are reused)."""
-    if name not in GRIDS:
-        raise ConfigError(f"unknown repeated-data grid {name!r}; choose from {sorted(GRIDS)}")
-    spec = GRIDS[name]
-    if seeds:
-        spec = replace(spec, seeds=tuple(seeds))
-    if sizes:
-        spec = replace(spec, sizes=tuple(sizes))
-    if baseline_sizes:
-        spec = replace(spec, baseline_sizes=tuple(baseline_sizes))
-    if fractions:
-        spec = replace(spec, fractions=tuple(float(f) for f in fractions))
-    if epochs:
-        spec = replace(spec, epochs=tuple(sorted({int(e) for e in epochs})))
-    if overrides:
-        spec = replace(spec, overrides=tuple(overrides))
-    return spec
+    page = Page("Repeated data", figs, intro_html=intro, extra_body=body)
+    return write_page(page, Path(out) / "report.html")
 
 
 __all__ = [
-    "CONTROLS", "GRIDS", "GridRun", "GridSpec", "aggregate", "grid_preset", "grid_runs",
-    "paired_differences", "report_grid", "run_grid",
-]  # fmt: skip
+    "CONTROLS",
+    "GRIDS",
+    "STUDY",
+    "GridRun",
+    "GridSpec",
+    "RepeatedGrid",
+    "aggregate",
+    "grid_preset",
+    "grid_runs",
+    "paired_differences",
+    "report_grid",
+    "results_table",
+    "run_config",
+    "run_grid",
+]

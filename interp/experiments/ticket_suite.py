@@ -1,11 +1,15 @@
 """The whole grokking-tickets experiment in one command (Minegishi et al.,
 "Grokking Tickets", §4): a dense run, tickets at several rates, and every
-control, for each seed; a results table, the required checks and figures.
+control, for each seed; a results table, the required checks, the paper's
+orderings and figures. It runs on the multi-run runner
+(:mod:`interp.experiments.runner`); its spec and presets are
+:class:`interp.config.tickets.SuiteSpec` and ``SUITES``.
 
 Layout of ``OUT`` (every run is a normal run directory, resumable; a finished
 run is skipped when the command is launched again)::
 
-    OUT/suite.json                 the suite spec (a relaunch must match it)
+    OUT/spec.json                  the spec (a relaunch must match it, but may
+                                   add seeds, rates and controls)
     OUT/seed0/dense/               grokking run, stopped dense_stop_after_gen
                                    steps after test accuracy first reaches
                                    dense_stop_accuracy (99%), or at its step cap
@@ -20,125 +24,190 @@ run is skipped when the command is launched again)::
                                    90% test accuracy, speedups at both, the key
                                    frequencies of the trained run and whether
                                    they are among the dense run's; checks
-                                   (vs dense, the issue's); orderings (the
-                                   ticket vs each control, the paper's);
-                                   timings; per run over seeds: runs reaching
-                                   95%, median speedups, checks passed
-                                   (``across_seeds``)
-    OUT/tickets_report.html        curves, speedup bars, rate sweep
+                                   (vs dense); orderings (the ticket vs each
+                                   control, the paper's); per run over seeds:
+                                   runs reaching 95%, median speedups, checks
+                                   passed (``across_seeds``)
+    OUT/report.html                curves, speedup bars, rate sweep, verdicts
 
 Budgets: every control trains for at most ``cap × t_gen(dense)`` steps
-(``norm_cap`` for the norm-matched controls, which the paper expects to grok
-like dense) plus ``stop_after_gen``; "not reached" therefore means "not
-within that budget", which is all the required comparisons need (a random
-mask "no faster than dense" needs a budget ≥ dense's t_gen; "within 2× of
-dense" needs 2×). Each run stops ``stop_after_gen`` steps after reaching
-95% test accuracy.
-
-Parallelism: ``jobs > 1`` runs independent runs in that many processes with
-1 torch thread each (oversubscription is catastrophic on small machines);
-results do not depend on ``jobs`` (runs are reproducible at any thread count
-we measured, see benchmarks/reproducibility.py).
+(``norm_cap`` for the tickets and the norm-matched controls, which the paper
+expects to grok like dense) plus ``stop_after_gen``; "not reached" therefore
+means "not within that budget", which is all the required comparisons need.
+Each run stops ``stop_after_gen`` steps after reaching 95% test accuracy.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
-from interp.config import ConfigError, check_choice, check_float
-from interp.experiments.parallel import run_jobs
-from interp.training.store import SUMMARY_FILE, atomic_write_json, read_json
-from interp.training.trainer import ACC_THRESHOLD, first_step_at_or_above
-
-# a second, lower bar for "generalised": steps to 95% can hinge on a run that
-# sits just under 95% for thousands of steps (docs/tickets.md)
-LOW_THRESHOLD = 0.9
-
-SUITE_FILE = "suite.json"
-TINY_GROKS = (
-    "data.train_fraction=0.9",
-    "train.steps=300",
-    "train.lr=1e-2",
-    "train.weight_decay=0.1",
-)
-CONTROL_RUNS = ("random", "dense_l1", "dense_l2", "snip", "grasp", "synflow", "no_wd", "t_mem")
-PRUNE_AT = ("last", "generalized")
-# suite.json files written before a field existed, with the value that
-# reproduces what those suites did
-LEGACY_SPEC = {"prune_at": "last"}
+from interp.config.tickets import CONTROL_RUNS, SUITES, SuiteSpec
+from interp.config.train import ACC_THRESHOLD
+from interp.experiments.runner import Job, JobResult, Study, run_study
+from interp.training.rundir import open_run
 
 
-@dataclass(frozen=True)
-class SuiteSpec:
-    """What one ``interp experiment tickets`` launch trains and checks."""
+def dense_config(spec: SuiteSpec, seed: int) -> Any:
+    """The dense run of ``seed``: the grokking preset with the spec's overrides,
+    stopped ``dense_stop_after_gen`` steps after ``dense_stop_accuracy``."""
+    from interp.experiments import grokking
 
-    dense_preset: str
-    dense_overrides: tuple[str, ...] = ()
-    rates: tuple[float, ...] = (0.4, 0.6, 0.8)
-    rate: float = 0.6
-    controls: tuple[str, ...] = CONTROL_RUNS
-    dense_stop_after_gen: int = 500
-    # prune "after perfect generalization" (Minegishi et al., abstract): dense
-    # trains until test accuracy reaches this, then dense_stop_after_gen steps
-    dense_stop_accuracy: float = 0.99
-    # the dense checkpoint the masks are cut from: "last", or "generalized" =
-    # the last one whose test accuracy is >= dense_stop_accuracy (or, if none
-    # is, the last at the run's best): a run that hits its step cap in a loss
-    # spike is then pruned before the spike
-    prune_at: str = "last"
-    stop_after_gen: int = 100
-    cap: float = 1.0
-    norm_cap: float = 2.0
-    min_speedup: float = 4.0
-    seeds: tuple[int, ...] = (0,)
+    cfg = grokking.preset(spec.dense_preset, seed=seed, overrides=spec.dense_overrides)
+    return replace(
+        cfg,
+        train=replace(
+            cfg.train,
+            stop_after_gen=spec.dense_stop_after_gen,
+            stop_accuracy=spec.dense_stop_accuracy,
+        ),
+    )
 
-    def __post_init__(self) -> None:
-        if self.rate not in self.rates:
-            raise ConfigError(
-                f"rate {self.rate} (of the controls) must be one of rates {self.rates}"
+
+def budget(factor: float, dense: Mapping[str, Any], stop_after_gen: int) -> int:
+    """Steps a ticket or control may train: ``factor`` × dense t_gen (dense's
+    own length when it never reached 95%) plus ``stop_after_gen``; ``dense``
+    is the dense run's summary."""
+    t_gen = dense.get("t_gen")
+    base = dense["steps"] if t_gen is None else math.ceil(factor * t_gen)
+    return max(1, base + stop_after_gen)
+
+
+def cut_from_dense(
+    source: str,
+    step: int,
+    rate: float,
+    control: str,
+    steps: int,
+    stop_after_gen: int,
+    weight_decay: float | None = None,
+) -> Any:
+    """A ticket (or control) config cut from the dense run at ``step``,
+    rewound to its init, trained for at most ``steps`` and stopped
+    ``stop_after_gen`` steps after 95% test accuracy (not at the dense run's
+    ``stop_accuracy``, which the config would otherwise inherit)."""
+    from interp.experiments.tickets import ticket_config
+
+    cfg = ticket_config(source, step, rate, 0, "global", control)
+    train = replace(
+        cfg.train, steps=steps, stop_after_gen=stop_after_gen, stop_accuracy=ACC_THRESHOLD
+    )
+    if weight_decay is not None:
+        train = replace(train, weight_decay=weight_decay)
+    return replace(cfg, train=train)
+
+
+def prune_step(run: Any, prune_at: str, accuracy: float) -> int:
+    """The checkpoint of the dense ``run`` that the tickets and controls are
+    cut from: its last, or with ``prune_at == "generalized"`` the last one
+    whose test accuracy is at least ``accuracy`` (the spec's
+    ``dense_stop_accuracy``) — the
+    paper prunes "after perfect generalization" (Minegishi et al., abstract;
+    §3), which a checkpoint inside a late loss spike is not. A run that never
+    reached that accuracy is cut at the last checkpoint with its best test
+    accuracy."""
+    if prune_at == "last":
+        return run.last_step
+    test_acc = {
+        r["step"]: r["value"]
+        for r in run.store.read_metric_rows()
+        if r["split"] == "test" and r["metric"] == "accuracy"
+    }
+    scored = [s for s in run.steps if s in test_acc]
+    if not scored:
+        return run.last_step
+    bar = min(accuracy, max(test_acc[s] for s in scored))
+    return [s for s in scored if test_acc[s] >= bar][-1]
+
+
+def configure_control(spec: SuiteSpec, name: str, deps: Mapping[str, JobResult]) -> Any:
+    """The config of ticket or control ``name`` once its seed's dense run has
+    finished; None for a t_mem ticket when dense has no checkpoint at or
+    after its t_mem. Every mask is cut from :func:`prune_step`'s checkpoint,
+    except the t_mem ticket's."""
+    (dense,) = deps.values()
+    run = open_run(dense.run_dir)
+    at = prune_step(run, spec.prune_at, spec.dense_stop_accuracy)
+    full = budget(spec.norm_cap, dense.summary, spec.stop_after_gen)
+    short = budget(spec.cap, dense.summary, spec.stop_after_gen)
+    cut = partial(cut_from_dense, dense.run_dir, stop_after_gen=spec.stop_after_gen)
+    if name.startswith("ticket-r"):
+        return cut(at, float(name.removeprefix("ticket-r")), "ticket", full)
+    if name in ("dense_l1", "dense_l2"):
+        return cut(at, spec.rate, name, full)
+    if name == "no_wd":
+        return cut(at, spec.rate, "ticket", short, weight_decay=0.0)
+    if name == "t_mem":
+        t_mem = dense.summary.get("t_mem")
+        after = [s for s in run.steps if t_mem is not None and s >= t_mem]
+        return cut(after[0], spec.rate, "ticket", short) if after else None
+    return cut(at, spec.rate, name, short)
+
+
+class TicketSuite(Study):
+    """``interp experiment tickets``."""
+
+    name = "tickets"
+    selects = frozenset({"seeds", "rates", "controls"})
+    legacy_spec: ClassVar[Mapping[str, Mapping[str, Any]]] = {"suite.json": {"prune_at": "last"}}
+
+    def jobs(self, spec: SuiteSpec, out: Path) -> list[Job]:
+        jobs = []
+        for seed in spec.seeds:
+            dense_key = f"seed{seed}/dense"
+            jobs.append(
+                Job(
+                    dense_key,
+                    "grokking",
+                    dense_config(spec, seed),
+                    tags={"seed": seed, "run": "dense", "kind": "dense", "rate": None},
+                )
             )
-        bad = sorted(set(self.controls) - set(CONTROL_RUNS))
-        if bad:
-            raise ConfigError(f"unknown controls {bad}; choose from {CONTROL_RUNS}")
-        for r in self.rates:
-            if not 0.0 < r < 1.0:
-                raise ConfigError(f"rates must be in (0, 1) (fraction removed), got {r}")
-        if not self.seeds:
-            raise ConfigError("seeds must not be empty")
-        check_float("dense_stop_accuracy", self.dense_stop_accuracy, 0.0, 1.0, lo_open=True)
-        check_choice("prune_at", self.prune_at, PRUNE_AT)
-        if self.cap < 1.0 or self.norm_cap < 2.0:
-            raise ConfigError("cap must be >= 1 and norm_cap >= 2 for the required comparisons")
+            names = [(f"ticket-r{r:g}", "ticket", r) for r in spec.rates]
+            names += [(c, c, spec.rate) for c in spec.controls]
+            for name, kind, rate in names:
+                jobs.append(
+                    Job(
+                        f"seed{seed}/{name}",
+                        "tickets",
+                        after=(dense_key,),
+                        configure=partial(configure_control, spec, name),
+                        tags={"seed": seed, "run": name, "kind": kind, "rate": rate},
+                    )
+                )
+        return jobs
+
+    def tabulate(self, spec: SuiteSpec, table: pd.DataFrame) -> dict[str, Any]:
+        rows = results_table(table)
+        checks = check_results(rows, spec)
+        return {
+            "rows": rows,
+            "checks": checks,
+            "orderings": ordering_checks(rows, spec),
+            "across_seeds": across_seeds(rows, checks).to_dict(orient="records"),
+        }
+
+    def report(self, out: Path, result: Mapping[str, Any]) -> Path:
+        return write_suite_report(out, result)
+
+    def log_line(self, job: Job, res: JobResult) -> str:
+        s = res.summary
+        return (
+            f"seed {job.tags['seed']} {job.tags['run']:>12}: t_mem {s.get('t_mem')}  "
+            f"t_gen {s.get('t_gen')}  steps {s.get('steps')}  ({res.seconds:.0f} s)"
+        )
+
+    def format(self, result: Mapping[str, Any]) -> str:
+        return format_results(result)
 
 
-PRESETS: dict[str, SuiteSpec] = {
-    "cpu-quick": SuiteSpec(dense_preset="cpu-quick-transformer", min_speedup=4.0),
-    "paper": SuiteSpec(
-        dense_preset="tickets-mlp",
-        rates=(0.6,),
-        cap=1.2,
-        norm_cap=2.0,
-        min_speedup=10.0,
-        dense_stop_after_gen=500,
-    ),
-    # seconds-long: p=17 with 90% of the pairs for training generalises by ~200 steps
-    "tiny": SuiteSpec(
-        dense_preset="tiny",
-        dense_overrides=TINY_GROKS,
-        rates=(0.4, 0.6),
-        dense_stop_after_gen=20,
-        stop_after_gen=20,
-        min_speedup=1.0,
-    ),
-}
+STUDY = TicketSuite()
 
 
 def suite_preset(
@@ -151,247 +220,39 @@ def suite_preset(
 ) -> SuiteSpec:
     """Preset ``name`` with ``seeds``, extra dense-run overrides, (optionally)
     a subset of the controls, the test accuracy after which the dense run
-    is pruned (default the preset's 0.99) and which of its checkpoints
-    (``prune_at``, default the last)."""
-    if name not in PRESETS:
-        raise ConfigError(
-            f"unknown tickets-experiment preset {name!r}; choose from {sorted(PRESETS)}"
-        )
-    spec = PRESETS[name]
+    is pruned and which of its checkpoints (``prune_at``)."""
+    spec = STUDY.preset(name)
+    changes: dict[str, Any] = {}
     if seeds:
-        spec = replace(spec, seeds=tuple(seeds))
+        changes["seeds"] = tuple(seeds)
     if overrides:
-        spec = replace(spec, dense_overrides=spec.dense_overrides + tuple(overrides))
+        changes["dense_overrides"] = spec.dense_overrides + tuple(overrides)
     if controls is not None:
-        spec = replace(spec, controls=tuple(controls))
+        changes["controls"] = tuple(controls)
     if dense_stop_accuracy is not None:
-        spec = replace(spec, dense_stop_accuracy=dense_stop_accuracy)
+        changes["dense_stop_accuracy"] = dense_stop_accuracy
     if prune_at is not None:
-        spec = replace(spec, prune_at=prune_at)
+        changes["prune_at"] = prune_at
+    spec = replace(spec, **changes) if changes else spec
+    from interp.experiments import grokking
+
+    grokking.preset(spec.dense_preset, overrides=spec.dense_overrides)  # fails before any run
     return spec
 
 
-@dataclass(frozen=True)
-class Job:
-    """One run: either the dense run or a ticket/control cut from it."""
-
-    name: str
-    seed: int
-    run_dir: str
-    kind: str = "dense"  # dense | ticket | a control name
-    control: str = "ticket"
-    rate: float | None = None
-    source_step: int | None = None
-    overrides: tuple[str, ...] = field(default_factory=tuple)
-    source: str | None = None  # the dense run (default: the sibling ``dense`` dir)
+def run_suite(spec: SuiteSpec, out: str | Path, **kw: Any) -> dict[str, Any]:
+    """Train everything ``spec`` names under ``out`` and write the results
+    (:func:`interp.experiments.runner.run_study` keywords: ``jobs``,
+    ``backend``, ``threads``, ``log``, ``report_only``)."""
+    return run_study(STUDY, spec, out, **kw)
 
 
-def execute_job(spec: SuiteSpec, job: Job, threads: int | None) -> dict[str, Any]:
-    """Train (or resume, or skip) one job; returns its summary and wall time."""
-    from interp.analysis.fourier import run_key_frequencies
-    from interp.experiments import grokking, tickets
-    from interp.training.store import open_run
-
-    summary_path = Path(job.run_dir) / SUMMARY_FILE
-    t0 = time.perf_counter()
-    if job.kind == "dense":
-        cfg = grokking.preset(
-            spec.dense_preset,
-            seed=job.seed,
-            overrides=[
-                *spec.dense_overrides,
-                f"train.stop_after_gen={spec.dense_stop_after_gen}",
-                f"train.stop_accuracy={spec.dense_stop_accuracy}",
-            ],
-        )
-        if not summary_path.exists():
-            grokking.run(cfg, job.run_dir, threads=threads, quiet=True)
-    else:
-        source = job.source or str(Path(job.run_dir).parent / "dense")
-        cfg = tickets.ticket_config(
-            source,
-            job.source_step,
-            job.rate or spec.rate,
-            0,
-            "global",
-            job.control,
-            list(job.overrides),
-        )
-        if not summary_path.exists():
-            tickets.run(cfg, job.run_dir, threads=threads, quiet=True)
-    summary = read_json(summary_path)
-    run = open_run(job.run_dir)
-    rows = run.store.read_metric_rows()
-    summary["t_gen_90"] = first_step_at_or_above(rows, "test", "accuracy", LOW_THRESHOLD)
-    summary["key_freqs"] = run_key_frequencies(run)
-    return {"summary": summary, "seconds": time.perf_counter() - t0}
-
-
-def job_line(job: Job, res: dict[str, Any]) -> str:
-    s = res["summary"]
-    return (
-        f"seed {job.seed} {job.name:>12}: t_mem {s.get('t_mem')}  t_gen {s.get('t_gen')}  "
-        f"steps {s.get('steps')}  ({res['seconds']:.0f} s)"
-    )
-
-
-def _cap(spec: SuiteSpec, factor: float, dense: dict[str, Any]) -> int:
-    t_gen = dense.get("t_gen")
-    base = dense["steps"] if t_gen is None else math.ceil(factor * t_gen)
-    return max(1, base + spec.stop_after_gen)
-
-
-def ticket_stop(spec: SuiteSpec) -> tuple[str, ...]:
-    """Overrides that end a ticket or control run ``spec.stop_after_gen`` steps
-    after 95% test accuracy (t_gen), not at the dense run's ``stop_accuracy``,
-    which its config would otherwise inherit."""
-    return (f"train.stop_after_gen={spec.stop_after_gen}", f"train.stop_accuracy={ACC_THRESHOLD}")
-
-
-def prune_step(run: Any, spec: SuiteSpec) -> int:
-    """The checkpoint of the dense ``run`` that the tickets and controls are
-    cut from: its last, or with ``spec.prune_at == "generalized"`` the last
-    one whose test accuracy is at least ``spec.dense_stop_accuracy`` — the
-    paper prunes "after perfect generalization" (Minegishi et al., abstract;
-    §3), which a checkpoint inside a late loss spike is not. A run that never
-    reached that accuracy is cut at the last checkpoint with its best test
-    accuracy."""
-    if spec.prune_at == "last":
-        return run.last_step
-    test_acc = {
-        r["step"]: r["value"]
-        for r in run.store.read_metric_rows()
-        if r["split"] == "test" and r["metric"] == "accuracy"
-    }
-    scored = [s for s in run.steps if s in test_acc]
-    if not scored:
-        return run.last_step
-    bar = min(spec.dense_stop_accuracy, max(test_acc[s] for s in scored))
-    return [s for s in scored if test_acc[s] >= bar][-1]
-
-
-def control_jobs(spec: SuiteSpec, seed: int, seed_dir: Path, dense: dict[str, Any]) -> list[Job]:
-    """The tickets and controls of one seed, given its finished dense run.
-    Every mask is cut from :func:`prune_step`'s checkpoint, except the
-    t_mem ticket's (the first checkpoint at or after dense's t_mem)."""
-    from interp.training.store import open_run
-
-    run = open_run(seed_dir / "dense")
-    at = prune_step(run, spec)
-    jobs = []
-    stop = ticket_stop(spec)
-    norm_steps = f"train.steps={_cap(spec, spec.norm_cap, dense)}"
-    steps = f"train.steps={_cap(spec, spec.cap, dense)}"
-    for r in spec.rates:
-        jobs.append(
-            Job(
-                f"ticket-r{r:g}",
-                seed,
-                str(seed_dir / f"ticket-r{r:g}"),
-                "ticket",
-                "ticket",
-                r,
-                at,
-                (norm_steps, *stop),
-            )
-        )
-    for c in spec.controls:
-        d = str(seed_dir / c)
-        if c in ("dense_l1", "dense_l2"):
-            jobs.append(Job(c, seed, d, c, c, spec.rate, at, (norm_steps, *stop)))
-        elif c == "no_wd":
-            jobs.append(
-                Job(
-                    c,
-                    seed,
-                    d,
-                    c,
-                    "ticket",
-                    spec.rate,
-                    at,
-                    (steps, *stop, "train.weight_decay=0.0"),
-                )
-            )
-        elif c == "t_mem":
-            t_mem = dense.get("t_mem")
-            after = [s for s in run.steps if t_mem is not None and s >= t_mem]
-            if after:
-                jobs.append(Job(c, seed, d, c, "ticket", spec.rate, after[0], (steps, *stop)))
-        else:
-            jobs.append(Job(c, seed, d, c, c, spec.rate, at, (steps, *stop)))
-    return jobs
-
-
-def run_suite(
-    spec: SuiteSpec,
-    out: str | Path,
-    *,
-    jobs: int = 1,
-    threads: int | None = None,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Train everything ``spec`` names under ``out`` and write the results."""
-    out = Path(out)
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    spec_dict = _spec_dict(spec)
-    if (out / SUITE_FILE).exists():
-        before = {**LEGACY_SPEC, **read_json(out / SUITE_FILE)}
-        differ = sorted(
-            k
-            for k in set(before) | set(spec_dict)
-            if k != "seeds" and before.get(k) != spec_dict.get(k)
-        )
-        if differ:
-            diff = "; ".join(
-                f"{k}: {before.get(k)!r} there, {spec_dict.get(k)!r} now" for k in differ
-            )
-            raise ConfigError(
-                f"{out} holds a tickets experiment with another spec ({diff}); use a new --out"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / SUITE_FILE, spec_dict)
-    t0 = time.perf_counter()
-    dense_jobs = [Job("dense", s, str(out / f"seed{s}" / "dense")) for s in spec.seeds]
-
-    def then(job: Job, res: dict[str, Any]) -> list[Job]:
-        if job.kind != "dense":
-            return []
-        return control_jobs(spec, job.seed, Path(job.run_dir).parent, res["summary"])
-
-    finished = run_jobs(
-        dense_jobs,
-        partial(execute_job, spec),
-        jobs=jobs,
-        threads=threads,
-        then=then,
-        on_done=lambda job, res: log(job_line(job, res)),
-    )
-    done = {job.run_dir: res for job, res in finished}
-    order = sorted((job for job, _ in finished), key=lambda j: (j.seed, j.kind != "dense"))
-    table = results_table(order, done)
-    checks = check_results(table, spec)
-    result = {
-        "spec": spec_dict,
-        "wall_seconds": time.perf_counter() - t0,
-        "jobs": jobs,
-        "rows": table.to_dict(orient="records"),
-        "checks": checks,
-        "orderings": ordering_checks(table, spec),
-        "across_seeds": across_seeds(table, checks).to_dict(orient="records"),
-    }
-    table.to_csv(out / "results.csv", index=False)
-    atomic_write_json(out / "results.json", result)
-    write_suite_report(out, result)
-    return result
-
-
-def write_suite_report(out: str | Path, result: dict[str, Any]) -> Path:
-    """OUT/tickets_report.html: curves per seed, speedup bars, rate sweep, checks."""
+def write_suite_report(out: str | Path, result: Mapping[str, Any]) -> Path:
+    """OUT/report.html: the pass counts on top, then curves per seed, speedup
+    bars and the rate sweep, then the verdict lists and every row."""
     import html
 
-    from interp.training.store import open_run
-    from interp.viz.report import write_figures
+    from interp.viz.report import Page, write_page
     from interp.viz.tickets import accuracy_curves, rate_sweep, speedup_bars
 
     table = pd.DataFrame(result["rows"])
@@ -411,14 +272,13 @@ def write_suite_report(out: str | Path, result: dict[str, Any]) -> Path:
         ),
     ]
 
-    def items(cs: Sequence[dict[str, Any]]) -> str:
+    def items(cs: Sequence[Mapping[str, Any]]) -> str:
         return "".join(
             f"<li>{'PASS' if c['pass'] else 'FAIL'} seed {c['seed']}: "
             f"{html.escape(c['check'])} ({html.escape(c['detail'])})</li>"
             for c in cs
         )
 
-    # the counts on top, the figures next, the verdict lists below them
     counts = "; ".join(
         f"{label}: {sum(c['pass'] for c in cs)} of {len(cs)} pass"
         for _, label, cs in sections
@@ -437,54 +297,54 @@ def write_suite_report(out: str | Path, result: dict[str, Any]) -> Path:
     body += "<h2>All runs</h2>" + shown.to_html(
         index=False, na_rep="–", float_format=lambda v: f"{v:.3g}"
     )
-    return write_figures(
-        figs, Path(out) / "tickets_report.html", "Grokking tickets", intro, extra_body=body
-    )
+    page = Page("Grokking tickets", figs, intro_html=intro, extra_body=body)
+    return write_page(page, Path(out) / "report.html")
 
 
-def _spec_dict(spec: SuiteSpec) -> dict[str, Any]:
-    d = asdict(spec)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+def _get(row: Mapping[str, Any], key: str) -> Any:
+    """A summary field of a results row; None when absent or NaN."""
+    v = row.get(key)
+    return None if _missing(v) else v
 
 
-def results_table(jobs: Sequence[Job], done: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def results_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per run: t_mem, t_gen, τ = t_gen/t_mem, speedup = dense t_gen / t_gen;
     ``t_gen_90`` / ``speedup_90``: the same at 90% test accuracy; ``key_freqs``:
-    the frequencies the trained run's logits use (Nanda et al. 2023 §4,
-    :func:`interp.analysis.fourier.run_key_frequencies` at its last
-    checkpoint) and ``keys_in_dense``: whether all of them are among the dense
-    run's (left empty unless both reached 95% test accuracy)."""
-    dense = {j.seed: done[j.run_dir]["summary"] for j in jobs if j.kind == "dense"}
+    the frequencies the trained run's logits use (Nanda et al. 2023 §4, at its
+    last checkpoint) and ``keys_in_dense``: whether all of them are among the
+    dense run's (left empty unless both reached 95% test accuracy)."""
+    records = frame.to_dict(orient="records")
+    dense = {r["seed"]: r for r in records if r["kind"] == "dense"}
     rows = []
-    for j in jobs:
-        s = done[j.run_dir]["summary"]
-        d_gen = dense[j.seed].get("t_gen")
-        t_gen = s.get("t_gen")
-        d_90, t_90 = dense[j.seed].get("t_gen_90"), s.get("t_gen_90")
-        reached = bool(j.kind != "dense" and d_gen and t_gen)
+    for r in records:
+        d = dense[r["seed"]]
+        d_gen, t_gen = _get(d, "t_gen"), _get(r, "t_gen")
+        d_90, t_90 = _get(d, "t_gen_90"), _get(r, "t_gen_90")
+        reached = bool(r["kind"] != "dense" and d_gen and t_gen)
+        steps = _get(r, "steps")
         rows.append(
             {
-                "seed": j.seed,
-                "run": j.name,
-                "kind": j.kind,
-                "rate": j.rate,
-                "mask_step": j.source_step,
-                "t_mem": s.get("t_mem"),
+                "seed": r["seed"],
+                "run": r["run"],
+                "kind": r["kind"],
+                "rate": _get(r, "rate"),
+                "mask_step": _get(r, "mask_step"),
+                "t_mem": _get(r, "t_mem"),
                 "t_gen": t_gen,
-                "tau": s.get("t_gen_over_t_mem"),
-                "steps_trained": s.get("steps"),
-                "final_test_accuracy": s.get("final_test_accuracy"),
-                "norm_scale": s.get("norm_scale"),
+                "tau": _get(r, "t_gen_over_t_mem"),
+                "steps_trained": steps,
+                "final_test_accuracy": _get(r, "final_test_accuracy"),
+                "norm_scale": _get(r, "norm_scale"),
                 "speedup": (d_gen / t_gen) if (d_gen and t_gen) else None,
                 "t_gen_90": t_90,
                 "speedup_90": (d_90 / t_90) if (d_90 and t_90) else None,
-                **key_columns(s.get("key_freqs"), dense[j.seed].get("key_freqs"), reached),
+                **key_columns(_get(r, "key_freqs"), _get(d, "key_freqs"), reached),
                 # not reached: the speedup is below dense t_gen / budget
-                "speedup_upper_bound": (d_gen / s["steps"])
-                if (d_gen and t_gen is None and s.get("steps"))
+                "speedup_upper_bound": (d_gen / steps)
+                if (d_gen and t_gen is None and steps)
                 else None,
-                "seconds": round(done[j.run_dir]["seconds"], 1),
-                "run_dir": j.run_dir,
+                "seconds": r["seconds"],
+                "run_dir": r["run_dir"],
             }
         )
     return pd.DataFrame(rows)
@@ -673,7 +533,7 @@ def format_results(result: dict[str, Any]) -> str:
     lines = [t[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}")]
     lines.append("")
     lines.extend(_verdict(c) for c in result["checks"])
-    orderings = result.get("orderings", [])  # absent from results.json files before 2026-12-02
+    orderings = result.get("orderings", [])  # absent from results.json of version 0.1.0
     if orderings:
         lines.append("")
         lines.append("the paper's orderings (the ticket vs each control on the same seed):")
@@ -697,14 +557,17 @@ def format_results(result: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "PRESETS",
+    "CONTROL_RUNS",
+    "STUDY",
+    "SUITES",
     "SuiteSpec",
+    "TicketSuite",
     "across_seeds",
     "check_results",
-    "control_jobs",
     "format_results",
     "key_columns",
     "ordering_checks",
+    "prune_step",
     "results_table",
     "run_suite",
     "suite_preset",

@@ -25,27 +25,21 @@ mask is stored in ``masks/ticket.safetensors``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from interp.config import (
-    ConfigError,
-    apply_overrides,
-    check_choice,
-    check_float,
-    check_int,
-    to_dict,
-)
-from interp.data.modular import ModularConfig
-from interp.experiments.common import format_fields, prepare_run
-from interp.experiments.grokking import GrokkingConfig, make_task
-from interp.models import HookedMLP, MLPConfig, TransformerConfig, make_model, named_weights
+from interp.config.core import ConfigError, apply_overrides, to_dict
+from interp.config.grokking import GrokkingConfig
+from interp.config.tickets import CONTROLS, TicketsConfig, TicketSpec
+from interp.experiments.base import Setup
+from interp.experiments.common import format_fields
+from interp.experiments.grokking import Grokking, make_task
+from interp.models import HookedMLP, make_model, named_weights
 from interp.pruning.masks import (
     Mask,
     load_mask,
@@ -56,59 +50,16 @@ from interp.pruning.masks import (
     save_mask,
 )
 from interp.pruning.scores import grasp_scores, snip_scores, synflow_scores
-from interp.training.store import SUMMARY_FILE, Run, RunStore, atomic_write_json, open_run
-from interp.training.trainer import (
-    ClassificationTask,
-    TrainConfig,
-    TrainResult,
-    check_task,
-    train,
-)
+from interp.training.rundir import Run, RunStore, open_run
+from interp.training.tasks import ClassificationTask
+from interp.training.trainer import TrainResult, train
 
-EXPERIMENT = "tickets"
+if TYPE_CHECKING:
+    from interp.viz.report import Page
+
 MASK_FILE = "masks/ticket.safetensors"
-CONTROLS = ("ticket", "random", "dense_l1", "dense_l2", "snip", "grasp", "synflow")
 PAI = ("snip", "grasp", "synflow")
 SYNFLOW_ITERATIONS = 100  # Tanaka et al. 2020 §5
-
-
-@dataclass(frozen=True)
-class TicketSpec:
-    """Where the ticket comes from and how it is cut."""
-
-    source: str = ""
-    source_step: int = 0
-    source_sha256: str = ""
-    rate: float = 0.6
-    scope: str = "global"  # global | layer
-    rewind_step: int = 0
-    control: str = "ticket"  # one of CONTROLS (validated with a message naming the field)
-    control_seed: int = 0
-    imp_levels: int = 1
-
-    def __post_init__(self) -> None:
-        check_float("ticket.rate", self.rate, 0.0, 1.0, hi_open=True)
-        check_choice("ticket.scope", self.scope, ("global", "layer"))
-        check_choice("ticket.control", self.control, CONTROLS)
-        check_int("ticket.source_step", self.source_step, lo=0)
-        check_int("ticket.rewind_step", self.rewind_step, lo=0)
-        check_int("ticket.imp_levels", self.imp_levels, lo=1, hi=50)
-        if self.imp_levels > 1 and self.control != "ticket":
-            raise ConfigError("ticket.imp_levels > 1 applies to control 'ticket' only")
-
-
-@dataclass(frozen=True)
-class TicketsConfig:
-    """A masked retraining run: the dense run's sections plus the ticket spec."""
-
-    seed: int = 0
-    data: ModularConfig = field(default_factory=ModularConfig)
-    model: TransformerConfig | MLPConfig = field(default_factory=TransformerConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    ticket: TicketSpec = field(default_factory=TicketSpec)
-
-    def resolve(self) -> TicketsConfig:
-        return self
 
 
 def ticket_config(
@@ -149,73 +100,6 @@ def find_mask(run: Run, step: int, rate: float, scope: str = "global") -> dict[s
     return magnitude_mask(run.load(step), rate, scope)  # type: ignore[arg-type]
 
 
-def run(
-    cfg: TicketsConfig,
-    run_dir: str,
-    *,
-    device: str = "auto",
-    threads: int | None = None,
-    quiet: bool = False,
-    stop_after_step: int | None = None,
-) -> TrainResult:
-    """Cut the mask, rewind, and retrain into ``run_dir`` (resumable)."""
-    spec = cfg.ticket
-    source = open_run(spec.source)
-    if source.sha(spec.source_step) != spec.source_sha256:
-        raise ConfigError(
-            f"{spec.source} step {spec.source_step} changed since this ticket was defined"
-        )
-    task = make_task(GrokkingConfig(cfg.seed, cfg.data, cfg.model, cfg.train))
-    check_task(task, cfg.train)  # before the run directory exists
-    store, dev = prepare_run(EXPERIMENT, cfg, run_dir, device, threads)
-    mask_path = store.path / MASK_FILE
-    if mask_path.exists():
-        mask = load_mask(mask_path)
-    else:
-        if spec.control in PAI:
-            rewound = make_model(cfg.model, seed=cfg.seed, device="cpu")
-            rewound.load_state_dict(source.store.load_weights(spec.rewind_step))
-            mask = pai_mask(spec.control, rewound, task, spec.rate, spec.scope)
-        elif spec.imp_levels > 1:
-            mask = imp_mask(cfg, source, store, task, dev, quiet)
-        else:
-            mask = find_mask(source, spec.source_step, spec.rate, spec.scope)
-        if spec.control == "random":  # same per-matrix sparsity, random positions
-            mask = random_mask_like(mask, spec.control_seed)
-        save_mask(
-            mask_path,
-            mask,
-            {
-                "source": spec.source,
-                "step": spec.source_step,
-                "rate": spec.rate,
-                "scope": spec.scope,
-                "control": spec.control,
-            },
-        )
-    model = make_model(cfg.model, seed=cfg.seed, device="cpu")
-    model.load_state_dict(source.store.load_weights(spec.rewind_step))  # rewind
-    scale = None
-    if spec.control.startswith("dense_"):
-        scale = norm_match(model, mask, p=1 if spec.control == "dense_l1" else 2)
-        mask = None
-    result = train(
-        model,
-        task,
-        cfg.train,
-        store,
-        cfg.seed,
-        masks=mask,
-        device=dev,
-        quiet=quiet,
-        stop_after_step=stop_after_step,
-    )
-    if result.summary and scale is not None:  # the init's rescaling, for the record
-        result.summary["norm_scale"] = scale
-        atomic_write_json(store.path / SUMMARY_FILE, result.summary)
-    return result
-
-
 def nested_magnitude_mask(
     model: nn.Module, previous: Mask | None, rate: float, scope: Literal["global", "layer"]
 ) -> Mask:
@@ -253,14 +137,15 @@ def imp_mask(
         mask = nested_magnitude_mask(model, mask, rate_k, spec.scope)
         level = RunStore(store.path / "imp" / f"level{k}")
         level.init(  # the same device, threads and CPU as the run that trains it
-            f"{EXPERIMENT}-imp-level",
+            "tickets-imp-level",
             to_dict(cfg) | {"imp_level": k, "imp_rate": rate_k},
             store.read_config().get("runtime", {}),
         )
         model = make_model(cfg.model, seed=cfg.seed, device="cpu")
         model.load_state_dict(source.store.load_weights(spec.rewind_step))
-        if not (level.path / SUMMARY_FILE).exists():
+        if not level.is_done():
             train(model, task, cfg.train, level, cfg.seed, masks=mask, device=dev, quiet=quiet)
+            level.mark_done()
         model = make_model(cfg.model, seed=cfg.seed, device="cpu")
         model.load_state_dict(level.load_weights(level.steps()[-1]))
     return nested_magnitude_mask(model, mask, spec.rate, spec.scope)
@@ -330,9 +215,111 @@ def norm_match(model: nn.Module, mask: Mapping[str, Tensor], p: int) -> float:
     return scale
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    keys = ["t_mem", "t_gen", "t_gen_over_t_mem", "final_test_accuracy"]
-    return format_fields(summary, keys + (["norm_scale"] if "norm_scale" in summary else []))
+class Tickets(Grokking):
+    """A ticket (or a control) cut from a grokking run and retrained with its
+    mask fixed: a grokking-style run directory (``sweep``, the Fourier
+    measures and the report work on it unchanged), its mask in
+    ``masks/ticket.safetensors``."""
+
+    name = "tickets"
+    summary_keys = ("t_mem", "t_gen", "t_gen_over_t_mem", "final_test_accuracy")
+
+    def check(self, cfg: TicketsConfig) -> None:
+        spec = cfg.ticket
+        source = open_run(spec.source)
+        if source.sha(spec.source_step) != spec.source_sha256:
+            raise ConfigError(
+                f"{spec.source} step {spec.source_step} changed since this ticket was defined"
+            )
+        super().check(cfg)
+
+    def build(
+        self, cfg: TicketsConfig, store: RunStore, device: torch.device, quiet: bool
+    ) -> Setup:
+        """Cut (or reload) the mask, rewind the survivors, norm-match the dense controls."""
+        spec = cfg.ticket
+        source = open_run(spec.source)
+        task = make_task(cfg)
+        mask_path = store.path / MASK_FILE
+        if mask_path.exists():
+            mask: Mask | None = load_mask(mask_path)
+        else:
+            mask = cut_mask(cfg, source, store, task, device, quiet)
+            save_mask(mask_path, mask, {"source": spec.source, "step": spec.source_step,
+                                        "rate": spec.rate, "scope": spec.scope,
+                                        "control": spec.control})  # fmt: skip
+        model = make_model(cfg.model, seed=cfg.seed, device="cpu")
+        model.load_state_dict(source.store.load_weights(spec.rewind_step))  # rewind
+        extra = {}
+        if spec.control.startswith("dense_"):  # the init's rescaling, for the record
+            extra["norm_scale"] = norm_match(model, mask, p=1 if spec.control == "dense_l1" else 2)
+            mask = None
+        return Setup(model, task, mask, extra=extra)
+
+    def summarize(self, cfg: TicketsConfig, setup: Setup, result: TrainResult) -> dict[str, Any]:
+        return {**super().summarize(cfg, setup, result), "mask_step": cfg.ticket.source_step}
+
+    def report(self, run: Run, steps_for_spectrum: Sequence[int] | None = None) -> Page:
+        from interp.experiments.grokking import grokking_page
+
+        page = grokking_page(run, steps_for_spectrum)
+        page.title = f"ticket report: {run.path.name}"
+        return page
+
+    def format_summary(self, summary: Mapping[str, Any]) -> str:
+        keys = list(self.summary_keys) + (["norm_scale"] if "norm_scale" in summary else [])
+        return format_fields(summary, keys)
 
 
-__all__ = ["EXPERIMENT", "TicketSpec", "TicketsConfig", "find_mask", "run", "ticket_config"]
+def cut_mask(
+    cfg: TicketsConfig,
+    source: Run,
+    store: RunStore,
+    task: ClassificationTask,
+    device: torch.device,
+    quiet: bool,
+) -> Mask:
+    """The mask ``cfg.ticket`` describes: pruning at init (SNIP, GraSP,
+    SynFlow) of the rewound weights, iterative magnitude pruning, or the
+    magnitude mask of the source checkpoint; for the random control, a random
+    mask with that mask's per-matrix sparsity."""
+    spec = cfg.ticket
+    if spec.control in PAI:
+        rewound = make_model(cfg.model, seed=cfg.seed, device="cpu")
+        rewound.load_state_dict(source.store.load_weights(spec.rewind_step))
+        mask = pai_mask(spec.control, rewound, task, spec.rate, spec.scope)
+    elif spec.imp_levels > 1:
+        mask = imp_mask(cfg, source, store, task, device, quiet)
+    else:
+        mask = find_mask(source, spec.source_step, spec.rate, spec.scope)
+    if spec.control == "random":  # same per-matrix sparsity, random positions
+        mask = random_mask_like(mask, spec.control_seed)
+    return mask
+
+
+EXPERIMENT = Tickets()
+
+
+def run(cfg: TicketsConfig, run_dir: str, **kw: Any) -> TrainResult:
+    """Cut the mask, rewind, and retrain into ``run_dir`` (resumable)."""
+    return EXPERIMENT.train(cfg, run_dir, **kw)
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    return EXPERIMENT.format_summary(summary)
+
+
+__all__ = [
+    "CONTROLS",
+    "EXPERIMENT",
+    "PAI",
+    "TicketSpec",
+    "Tickets",
+    "TicketsConfig",
+    "cut_mask",
+    "find_mask",
+    "format_summary",
+    "norm_match",
+    "run",
+    "ticket_config",
+]

@@ -19,8 +19,6 @@ It is a TransformerLens ``HookedRootModule`` so ``run_with_cache`` and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
@@ -28,40 +26,8 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from interp.config import ConfigError, check_choice, check_int
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    """Shape of the operand MLP; ``n_tokens``/``d_out`` None = taken from the data."""
-
-    kind: Literal["mlp"] = "mlp"
-    n_tokens: int | None = None
-    d_embed: int = 128
-    d_hidden: int = 128
-    d_readout: int | None = None
-    d_out: int | None = None
-    combine: Literal["concat", "sum"] = "concat"
-    shared_embedding: bool = False
-    bias: bool = False
-    init: Literal["torch", "scaled_normal"] = "torch"
-
-    def __post_init__(self) -> None:
-        if self.n_tokens is not None:
-            check_int("model.n_tokens", self.n_tokens, lo=1)
-        check_int("model.d_embed", self.d_embed, lo=1)
-        check_int("model.d_hidden", self.d_hidden, lo=1)
-        if self.d_readout is not None:
-            check_int("model.d_readout", self.d_readout, lo=1)
-        if self.d_out is not None:
-            check_int("model.d_out", self.d_out, lo=1)
-        check_choice("model.combine", self.combine, ("concat", "sum"))
-        check_choice("model.init", self.init, ("torch", "scaled_normal"))
-        for name in ("shared_embedding", "bias"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(
-                    f"model.{name} must be true or false, got {getattr(self, name)!r}"
-                )
+from interp.config.core import ConfigError
+from interp.config.models import MLPConfig
 
 
 class HookedMLP(HookedRootModule):

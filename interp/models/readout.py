@@ -27,6 +27,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from interp.config import ConfigError
+from interp.config.core import InputError
 
 _ACTS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
 
@@ -121,10 +122,10 @@ def readout_logits(
     if native is None:
         raise ConfigError(f"readout_logits needs a TransformerBridge, got {type(model).__name__}")
     if tokens.ndim != 2:
-        raise ValueError(f"tokens must be [batch, seq], got shape {tuple(tokens.shape)}")
+        raise InputError(f"tokens must be [batch, seq], got shape {tuple(tokens.shape)}")
     seq = tokens.shape[1]
     if not -seq <= position < seq:
-        raise ValueError(f"position {position} is outside a sequence of length {seq}")
+        raise InputError(f"position {position} is outside a sequence of length {seq}")
     tokens = tokens[:, : position % seq + 1]
     cfg = model.cfg
     act = _act(cfg.act_fn)

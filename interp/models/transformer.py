@@ -13,54 +13,13 @@ from-scratch PyTorch version of the same network step for step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.config import ConfigError, check_choice, check_float, check_int
-
-
-@dataclass(frozen=True)
-class TransformerConfig:
-    """Shape of a from-scratch transformer; ``d_mlp=None`` means attention-only.
-
-    ``n_ctx``, ``d_vocab`` and ``d_vocab_out`` may be None in a preset; the
-    experiment fills them from its data before building the model.
-    """
-
-    kind: Literal["transformer"] = "transformer"
-    n_layers: int = 1
-    n_heads: int = 4
-    d_model: int = 64
-    d_head: int = 16
-    d_mlp: int | None = 256
-    act_fn: Literal["relu", "gelu", "gelu_new", "silu"] = "relu"
-    normalization: Literal["LN", "LNPre", "RMS"] | None = None
-    n_ctx: int | None = None
-    d_vocab: int | None = None
-    d_vocab_out: int | None = None
-    init: Literal["tl", "torch"] = "tl"
-    # every weight matrix (embeddings and unembedding included; biases and
-    # LayerNorm gains untouched) is multiplied by this after it is drawn
-    init_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_int("model.n_layers", self.n_layers, lo=1, hi=64)
-        check_int("model.n_heads", self.n_heads, lo=1, hi=256)
-        check_int("model.d_model", self.d_model, lo=1)
-        check_int("model.d_head", self.d_head, lo=1)
-        if self.d_mlp is not None:
-            check_int("model.d_mlp", self.d_mlp, lo=1)
-        check_choice("model.act_fn", self.act_fn, ("relu", "gelu", "gelu_new", "silu"))
-        check_choice("model.normalization", self.normalization, ("LN", "LNPre", "RMS", None))
-        check_choice("model.init", self.init, ("tl", "torch"))
-        check_float("model.init_scale", self.init_scale, lo=0.0, lo_open=True)
-        for name in ("n_ctx", "d_vocab", "d_vocab_out"):
-            if getattr(self, name) is not None:
-                check_int(f"model.{name}", getattr(self, name), lo=1)
+from interp.config.core import ConfigError
+from interp.config.models import TransformerConfig
 
 
 def make_transformer(

@@ -27,8 +27,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
+from interp.config.core import InputError
 from interp.models import named_weights
-from interp.training.store import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes
+from interp.training.files import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes
 
 Mask = dict[str, Tensor]
 
@@ -44,13 +45,13 @@ def prunable_weights(
     else:
         chosen = {n: p for n, p in params.items() if any(fnmatch.fnmatch(n, g) for g in include)}
     if not chosen:
-        raise ValueError(f"no prunable parameters match {include!r}; parameters: {sorted(params)}")
+        raise InputError(f"no prunable parameters match {include!r}; parameters: {sorted(params)}")
     return chosen
 
 
 def _check_rate(rate: float) -> None:
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"rate (fraction removed) must be in [0, 1), got {rate!r}")
+        raise InputError(f"rate (fraction removed) must be in [0, 1), got {rate!r}")
 
 
 def _drop_lowest(scores: Float[Tensor, "*shape"], n_remove: int, seed: int) -> Bool[Tensor, " n"]:
@@ -76,7 +77,7 @@ def mask_from_scores(
     """Remove the ``rate`` fraction of weights with the lowest scores."""
     _check_rate(rate)
     if scope not in ("global", "layer"):
-        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+        raise InputError(f"scope must be 'global' or 'layer', got {scope!r}")
     if scope == "layer":
         return {
             name: _drop_lowest(s.detach().cpu(), round(rate * s.numel()), seed).reshape(s.shape)
@@ -130,7 +131,7 @@ def sparsity(mask: Mapping[str, Tensor]) -> dict[str, float]:
 def jaccard(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> float:
     """|kept in both| / |kept in either| over all matrices (1 for identical masks)."""
     if set(a) != set(b):
-        raise ValueError(f"masks cover different parameters: {sorted(set(a) ^ set(b))}")
+        raise InputError(f"masks cover different parameters: {sorted(set(a) ^ set(b))}")
     inter = sum(int((a[n] & b[n]).sum()) for n in a)
     union = sum(int((a[n] | b[n]).sum()) for n in a)
     return inter / union if union else 1.0
@@ -151,7 +152,7 @@ def save_mask(path: str | Path, mask: Mapping[str, Tensor], meta: Mapping[str, o
 
 def load_mask(path: str | Path) -> Mask:
     """Read a mask written by :func:`save_mask`, verifying its sha256."""
-    from interp.training.store import CorruptCheckpointError
+    from interp.training.files import CorruptCheckpointError
 
     path = Path(path)
     meta = read_json(path.with_suffix(".json"))

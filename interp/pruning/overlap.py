@@ -20,8 +20,9 @@ import torch
 from torch import Tensor
 
 from interp.analysis.fourier import basis_frequencies, fourier_basis
+from interp.config.core import InputError
 from interp.pruning.masks import Mask, jaccard, magnitude_mask
-from interp.training.store import Run
+from interp.training.rundir import Run
 
 
 def masks_over_checkpoints(
@@ -49,7 +50,7 @@ def kept_key_frequency_share(embedding: Tensor, mask: Tensor, key_freqs: Sequenc
     ``embedding`` and ``mask`` are ``[p, d]`` (number tokens × features).
     """
     if embedding.shape != mask.shape:
-        raise ValueError(f"embedding {tuple(embedding.shape)} and mask {tuple(mask.shape)} differ")
+        raise InputError(f"embedding {tuple(embedding.shape)} and mask {tuple(mask.shape)} differ")
     p = embedding.shape[0]
     kept = embedding.detach().double() * mask.double()
     energy = (fourier_basis(p) @ kept).pow(2).sum(dim=1)  # per basis row
@@ -72,7 +73,7 @@ def embedding_and_mask(
         if "embed_b.weight" in mask:
             parts.append(mask["embed_b.weight"])
         return model.W_E[:p], torch.cat(parts, dim=-1)[:p]
-    raise ValueError(f"the mask covers no embedding matrix: {sorted(mask)}")
+    raise InputError(f"the mask covers no embedding matrix: {sorted(mask)}")
 
 
 def ticket_structure(run: Run, rate: float, scope: str = "global") -> pd.DataFrame:

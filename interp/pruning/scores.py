@@ -34,6 +34,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from interp.config.core import InputError
 from interp.pruning.masks import Mask, mask_from_scores, prunable_weights
 
 Scores = dict[str, Tensor]
@@ -74,7 +75,7 @@ def grasp_scores(model: nn.Module, loss_fn: LossFn, include: Sequence[str] | Non
     grads = torch.autograd.grad(loss_fn(clone), everything, create_graph=True, allow_unused=True)
     z = sum((g * g.detach()).sum() for g in grads if g is not None)
     if not isinstance(z, Tensor):
-        raise ValueError("the loss does not depend on any parameter")
+        raise InputError("the loss does not depend on any parameter")
     params = prunable_weights(clone, include)
     hg = torch.autograd.grad(z, list(params.values()), allow_unused=True)
     return {
@@ -98,7 +99,7 @@ def synflow_scores(
     ``rate=0`` and one iteration: the plain scores and an all-True mask).
     """
     if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
+        raise InputError(f"iterations must be >= 1, got {iterations}")
     clone = _copy(model)
     with torch.no_grad():
         for p in clone.parameters():

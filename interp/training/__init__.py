@@ -1,41 +1,46 @@
-"""The training engine and the run directory it writes."""
+"""The training engine and the run directory it writes.
 
-from interp.training.grokfast import GrokfastConfig, GrokfastFilter
-from interp.training.schedule import checkpoint_steps, eval_steps
-from interp.training.store import (
-    CorruptCheckpointError,
-    Run,
-    RunError,
-    RunStore,
-    open_run,
-)
-from interp.training.trainer import (
-    ClassificationTask,
-    Task,
-    TrainConfig,
-    TrainResult,
-    configure_threads,
-    resolve_device,
-    summarize,
-    train,
-)
+Names are imported lazily (PEP 562), so ``from interp.training import
+open_run`` does not import torch.
+"""
 
-__all__ = [
-    "ClassificationTask",
-    "CorruptCheckpointError",
-    "GrokfastConfig",
-    "GrokfastFilter",
-    "Run",
-    "RunError",
-    "RunStore",
-    "Task",
-    "TrainConfig",
-    "TrainResult",
-    "checkpoint_steps",
-    "configure_threads",
-    "eval_steps",
-    "open_run",
-    "resolve_device",
-    "summarize",
-    "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    "ClassificationTask": "tasks",
+    "GeneratedLMTask": "tasks",
+    "SequenceLMTask": "tasks",
+    "Task": "tasks",
+    "CorruptCheckpointError": "files",
+    "RunError": "files",
+    "Run": "rundir",
+    "RunStore": "rundir",
+    "open_run": "rundir",
+    "GrokfastFilter": "grokfast",
+    "checkpoint_steps": "schedule",
+    "eval_steps": "schedule",
+    "configure_threads": "device",
+    "resolve_device": "device",
+    "TrainResult": "trainer",
+    "train": "trainer",
+    "final_metrics": "metrics",
+    "first_step_at_or_above": "metrics",
+}
+_CONFIG = {"TrainConfig": "interp.config.train", "GrokfastConfig": "interp.config.train"}
+
+__all__ = sorted([*_NAMES, *_CONFIG])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"interp.training.{_NAMES[name]}"), name)
+    if name in _CONFIG:
+        return getattr(importlib.import_module(_CONFIG[name]), name)
+    raise AttributeError(f"module 'interp.training' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -13,29 +13,10 @@ State is a dict of tensors so it saves to safetensors and resumes exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import Tensor, nn
 
-from interp.config import check_choice, check_float, check_int
-
-
-@dataclass(frozen=True)
-class GrokfastConfig:
-    """Filter kind and its constants (paper defaults: EMA α=0.98, λ=2; MA w=100, λ=5)."""
-
-    kind: Literal["ema", "ma"] = "ema"
-    alpha: float = 0.98
-    lamb: float = 2.0
-    window: int = 100
-
-    def __post_init__(self) -> None:
-        check_choice("train.grokfast.kind", self.kind, ("ema", "ma"))
-        check_float("train.grokfast.alpha", self.alpha, 0.0, 1.0, hi_open=True)
-        check_float("train.grokfast.lamb", self.lamb, lo=0.0)
-        check_int("train.grokfast.window", self.window, lo=1, hi=100_000)
+from interp.config.train import GrokfastConfig
 
 
 class GrokfastFilter:

@@ -1,5 +1,7 @@
-"""Language-modelling tasks for the trainer.
+"""What the trainer trains on: a :class:`Task` gives batches, logits and an
+evaluation.
 
+:class:`ClassificationTask` holds fixed train/test sets (modular arithmetic).
 :class:`GeneratedLMTask` trains a next-token model on sequences generated
 afresh for every step by a seeded generator (infinite data, nothing to store),
 and evaluates on fixed held-out batches. Batch ``s`` is a pure function of
@@ -10,11 +12,112 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
+
+from interp.config.core import InputError
+from interp.models.readout import readout_logits
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What the trainer needs from a dataset: batches, logits and an evaluation."""
+
+    def batch(self, step: int, batch_size: int | None, seed: int) -> tuple[Tensor, Tensor]: ...
+
+    def logits(self, model: nn.Module, inputs: Tensor) -> Tensor: ...
+
+    def evaluate(
+        self, model: nn.Module, loss_dtype: torch.dtype
+    ) -> dict[tuple[str, str], float]: ...
+
+    def to(self, device: torch.device) -> Task: ...
+
+
+@dataclass
+class ClassificationTask:
+    """Fixed train/test sets of (input, label); the model's logits at ``position``.
+
+    ``position=None`` means the model returns ``[batch, classes]`` already (MLP);
+    an int picks that sequence position of ``[batch, pos, vocab]`` (transformer).
+    ``readout_only`` computes those logits with
+    :func:`interp.models.readout.readout_logits` (the trainer sets it from
+    ``train.readout_only``).
+    """
+
+    train_inputs: Int[Tensor, "n_train ..."]
+    train_labels: Int[Tensor, " n_train"]
+    test_inputs: Int[Tensor, "n_test ..."]
+    test_labels: Int[Tensor, " n_test"]
+    position: int | None = -1
+    readout_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.train_inputs.shape[0] == 0:
+            raise InputError("the training set is empty")
+        if self.train_inputs.shape[0] != self.train_labels.shape[0]:
+            raise InputError(
+                f"train inputs ({self.train_inputs.shape[0]}) and labels "
+                f"({self.train_labels.shape[0]}) differ in length"
+            )
+        if self.test_inputs.shape[0] != self.test_labels.shape[0]:
+            raise InputError("test inputs and labels differ in length")
+
+    def to(self, device: torch.device) -> ClassificationTask:
+        return ClassificationTask(
+            self.train_inputs.to(device),
+            self.train_labels.to(device),
+            self.test_inputs.to(device),
+            self.test_labels.to(device),
+            self.position,
+            self.readout_only,
+        )
+
+    def batch(self, step: int, batch_size: int | None, seed: int) -> tuple[Tensor, Tensor]:
+        n = self.train_inputs.shape[0]
+        if batch_size is None or batch_size >= n:
+            return self.train_inputs, self.train_labels
+        idx = minibatch_indices(n, batch_size, step, seed).to(self.train_inputs.device)
+        return self.train_inputs[idx], self.train_labels[idx]
+
+    def logits(self, model: nn.Module, inputs: Tensor) -> Float[Tensor, "batch classes"]:
+        if self.position is None:
+            return model(inputs)
+        if self.readout_only:
+            return readout_logits(model, inputs, self.position)
+        return model(inputs)[:, self.position]
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loss_dtype: torch.dtype) -> dict[tuple[str, str], float]:
+        res = {}
+        for split, x, y in (
+            ("train", self.train_inputs, self.train_labels),
+            ("test", self.test_inputs, self.test_labels),
+        ):
+            if x.shape[0] == 0:
+                continue
+            logits = self.logits(model, x)
+            res[(split, "loss")] = F.cross_entropy(logits.to(loss_dtype), y).item()
+            res[(split, "accuracy")] = (logits.argmax(-1) == y).double().mean().item()
+        return res
+
+
+def minibatch_indices(n: int, batch_size: int, step: int, seed: int) -> Tensor:
+    """Indices of the batch for update ``step`` (1-based): epochs of seeded permutations.
+
+    Stateless: the permutation of epoch e comes from a generator seeded with
+    (seed, e), so resuming at any step needs no saved sampler state.
+    """
+    per_epoch = n // batch_size
+    epoch, slot = divmod(step - 1, per_epoch)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=gen)
+    return perm[slot * batch_size : (slot + 1) * batch_size]
+
 
 Generator = Callable[[int, int], Tensor]  # (batch size, seed) -> tokens [batch, seq]
 
@@ -48,7 +151,7 @@ class GeneratedLMTask:
         for name in ("train_eval", "test_eval"):
             t = getattr(self, name)
             if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] < 2:
-                raise ValueError(
+                raise InputError(
                     f"{name} must be a non-empty [batch, seq>=2] tensor, got {tuple(t.shape)}"
                 )
 
@@ -63,7 +166,7 @@ class GeneratedLMTask:
 
     def batch(self, step: int, batch_size: int | None, seed: int) -> tuple[Tensor, Tensor]:
         if batch_size is None:
-            raise ValueError("a generated LM task needs train.batch_size")
+            raise InputError("a generated LM task needs train.batch_size")
         toks = self.generate(batch_size, seed * 1_000_003 + step).to(self.device)
         return toks, toks[:, 1:].reshape(-1)
 
@@ -103,12 +206,12 @@ class SequenceLMTask:
 
     def __post_init__(self) -> None:
         if self.train.ndim != 2 or self.train.shape[0] == 0 or self.train.shape[1] < 2:
-            raise ValueError(
+            raise InputError(
                 f"train must be a non-empty [n, seq>=2] tensor, got {tuple(self.train.shape)}"
             )
         for name, t in self.evals.items():
             if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] < 2:
-                raise ValueError(f"eval set {name!r} must be a non-empty [k, seq>=2] tensor")
+                raise InputError(f"eval set {name!r} must be a non-empty [k, seq>=2] tensor")
 
     def to(self, device: torch.device) -> SequenceLMTask:
         return SequenceLMTask(

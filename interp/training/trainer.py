@@ -6,6 +6,12 @@ loss spikes), optional Grokfast filter, optional fixed pruning masks (weights
 outside the mask are exactly 0 after every step), evaluation every k steps and
 checkpoints on a log-then-linear schedule.
 
+:func:`train` is optimizer setup, resume, and a loop with small hooks:
+:class:`MaskHook` (masks), :class:`StopRule` (early stop after generalising),
+:class:`Evaluator` (metrics) and :class:`Checkpointer` (weights and resumable
+state). It returns the run's final metrics; the experiment writes the
+summary and marks the run done.
+
 Reproducibility: init, data split and batch order each come from the config
 seed through private generators; the batch for step ``s`` is a pure function
 of (seed, s), so nothing about batch order has to be saved. A killed run resumes
@@ -15,206 +21,52 @@ ends bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from interp.config import ConfigError, check_choice, check_float, check_int
+from interp.config.core import ConfigError, InputError
+from interp.config.train import TrainConfig
 from interp.models import move_to, named_weights
 from interp.models.fused_attention import fused_attention
-from interp.models.readout import check_readout, readout_logits
-from interp.training.grokfast import GrokfastConfig, GrokfastFilter
+from interp.models.readout import check_readout
+from interp.training.device import resolve_device
+from interp.training.grokfast import GrokfastFilter
+from interp.training.metrics import final_metrics, first_step_at_or_above
+from interp.training.rundir import RunError, RunStore
 from interp.training.schedule import checkpoint_steps, eval_steps
-from interp.training.store import SUMMARY_FILE, RunError, RunStore, atomic_write_json
+from interp.training.tasks import ClassificationTask, Task
 
-ACC_THRESHOLD = 0.95
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimiser, schedule and bookkeeping of one training run."""
-
-    steps: int = 3000
-    lr: float = 3e-3
-    weight_decay: float = 1.0
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
-    warmup_steps: int = 10
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    min_lr_ratio: float = 0.1
-    batch_size: int | None = None
-    loss_dtype: Literal["float32", "float64"] = "float64"
-    grad_clip: float | None = None
-    grokfast: GrokfastConfig | None = None
-    eval_every: int = 10
-    checkpoint_every: int = 100
-    checkpoint_log_early: bool = True
-    stop_after_gen: int | None = None
-    # the test accuracy stop_after_gen counts from (t_gen itself stays at 95%)
-    stop_accuracy: float = ACC_THRESHOLD
-    fused_attention: bool = False
-    # transformer classification: compute the last layer only at the read-out
-    # position (interp.models.readout); same function, other float rounding
-    readout_only: bool = False
-
-    def __post_init__(self) -> None:
-        check_int("train.steps", self.steps, lo=1, hi=10**9)
-        check_float("train.lr", self.lr, 0.0, 10.0, lo_open=True)
-        check_float("train.weight_decay", self.weight_decay, lo=0.0)
-        if len(self.betas) != 2:
-            raise ConfigError(f"train.betas must have 2 entries, got {self.betas!r}")
-        for i, b in enumerate(self.betas):
-            check_float(f"train.betas[{i}]", b, 0.0, 1.0, hi_open=True)
-        check_float("train.eps", self.eps, 0.0, 1.0, lo_open=True)
-        check_int("train.warmup_steps", self.warmup_steps, lo=0)
-        check_choice("train.lr_schedule", self.lr_schedule, ("constant", "cosine"))
-        check_float("train.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
-        if self.batch_size is not None:
-            check_int("train.batch_size", self.batch_size, lo=1)
-        check_choice("train.loss_dtype", self.loss_dtype, ("float32", "float64"))
-        if self.grad_clip is not None:
-            check_float("train.grad_clip", self.grad_clip, 0.0, lo_open=True)
-        check_int("train.eval_every", self.eval_every, lo=1)
-        check_int("train.checkpoint_every", self.checkpoint_every, lo=1)
-        if self.stop_after_gen is not None:
-            check_int("train.stop_after_gen", self.stop_after_gen, lo=0)
-        check_float("train.stop_accuracy", self.stop_accuracy, 0.0, 1.0, lo_open=True)
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate of the update that produces ``step`` (1-based)."""
-        scale = 1.0 if self.warmup_steps == 0 else min(1.0, step / self.warmup_steps)
-        if self.lr_schedule == "cosine" and step > self.warmup_steps:
-            span = max(1, self.steps - self.warmup_steps)
-            frac = min(1.0, (step - self.warmup_steps) / span)
-            cos = 0.5 * (1 + math.cos(math.pi * frac))
-            scale *= self.min_lr_ratio + (1 - self.min_lr_ratio) * cos
-        return self.lr * scale
-
-
-@runtime_checkable
-class Task(Protocol):
-    """What the trainer needs from a dataset: batches, logits and an evaluation."""
-
-    def batch(self, step: int, batch_size: int | None, seed: int) -> tuple[Tensor, Tensor]: ...
-
-    def logits(self, model: nn.Module, inputs: Tensor) -> Tensor: ...
-
-    def evaluate(
-        self, model: nn.Module, loss_dtype: torch.dtype
-    ) -> dict[tuple[str, str], float]: ...
-
-    def to(self, device: torch.device) -> Task: ...
+Metrics = dict[tuple[str, str], float]
 
 
 @dataclass
-class ClassificationTask:
-    """Fixed train/test sets of (input, label); the model's logits at ``position``.
+class TrainResult:
+    """What :func:`train` returns: the final model, the run store, the final
+    metrics (``steps``: the last step trained, ``final_*``: the last
+    evaluation), and the step it resumed from (None for a fresh run).
+    ``complete`` is False when ``stop_after_step`` cut the run short."""
 
-    ``position=None`` means the model returns ``[batch, classes]`` already (MLP);
-    an int picks that sequence position of ``[batch, pos, vocab]`` (transformer).
-    ``readout_only`` computes those logits with
-    :func:`interp.models.readout.readout_logits` (the trainer sets it from
-    ``train.readout_only``).
-    """
+    model: nn.Module
+    store: RunStore
+    summary: dict[str, Any]
+    resumed_from: int | None
+    complete: bool = True
 
-    train_inputs: Int[Tensor, "n_train ..."]
-    train_labels: Int[Tensor, " n_train"]
-    test_inputs: Int[Tensor, "n_test ..."]
-    test_labels: Int[Tensor, " n_test"]
-    position: int | None = -1
-    readout_only: bool = False
 
-    def __post_init__(self) -> None:
-        if self.train_inputs.shape[0] == 0:
-            raise ValueError("the training set is empty")
-        if self.train_inputs.shape[0] != self.train_labels.shape[0]:
-            raise ValueError(
-                f"train inputs ({self.train_inputs.shape[0]}) and labels "
-                f"({self.train_labels.shape[0]}) differ in length"
-            )
-        if self.test_inputs.shape[0] != self.test_labels.shape[0]:
-            raise ValueError("test inputs and labels differ in length")
-
-    def to(self, device: torch.device) -> ClassificationTask:
-        return ClassificationTask(
-            self.train_inputs.to(device),
-            self.train_labels.to(device),
-            self.test_inputs.to(device),
-            self.test_labels.to(device),
-            self.position,
-            self.readout_only,
+def check_task(task: Task, cfg: TrainConfig) -> None:
+    """Raise ``ConfigError`` when ``cfg`` cannot train on ``task`` (checked by
+    :func:`train`, and by the experiments before they create a run directory)."""
+    if cfg.readout_only and (not isinstance(task, ClassificationTask) or task.position is None):
+        raise ConfigError(
+            "train.readout_only needs a transformer classification task "
+            "(logits read at one position)"
         )
-
-    def batch(self, step: int, batch_size: int | None, seed: int) -> tuple[Tensor, Tensor]:
-        n = self.train_inputs.shape[0]
-        if batch_size is None or batch_size >= n:
-            return self.train_inputs, self.train_labels
-        idx = minibatch_indices(n, batch_size, step, seed).to(self.train_inputs.device)
-        return self.train_inputs[idx], self.train_labels[idx]
-
-    def logits(self, model: nn.Module, inputs: Tensor) -> Float[Tensor, "batch classes"]:
-        if self.position is None:
-            return model(inputs)
-        if self.readout_only:
-            return readout_logits(model, inputs, self.position)
-        return model(inputs)[:, self.position]
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, loss_dtype: torch.dtype) -> dict[tuple[str, str], float]:
-        res = {}
-        for split, x, y in (
-            ("train", self.train_inputs, self.train_labels),
-            ("test", self.test_inputs, self.test_labels),
-        ):
-            if x.shape[0] == 0:
-                continue
-            logits = self.logits(model, x)
-            res[(split, "loss")] = F.cross_entropy(logits.to(loss_dtype), y).item()
-            res[(split, "accuracy")] = (logits.argmax(-1) == y).double().mean().item()
-        return res
-
-
-def minibatch_indices(n: int, batch_size: int, step: int, seed: int) -> Tensor:
-    """Indices of the batch for update ``step`` (1-based): epochs of seeded permutations.
-
-    Stateless: the permutation of epoch e comes from a generator seeded with
-    (seed, e), so resuming at any step needs no saved sampler state.
-    """
-    per_epoch = n // batch_size
-    epoch, slot = divmod(step - 1, per_epoch)
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=gen)
-    return perm[slot * batch_size : (slot + 1) * batch_size]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` → cuda when available, else cpu; anything else as given."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but CUDA is not available here")
-    return dev
-
-
-def configure_threads(threads: int | None) -> int:
-    """Set torch's intra-op thread count (``INTERP_THREADS`` env var when None)."""
-    if threads is None:
-        env = os.environ.get("INTERP_THREADS")
-        threads = int(env) if env else None
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
 
 
 # --------------------------------------------------------------- state to save
@@ -267,9 +119,9 @@ def check_masks(
     out = {}
     for name, mask in masks.items():
         if name not in params:
-            raise ValueError(f"mask for unknown parameter {name!r}; parameters: {sorted(params)}")
+            raise InputError(f"mask for unknown parameter {name!r}; parameters: {sorted(params)}")
         if tuple(mask.shape) != tuple(params[name].shape):
-            raise ValueError(
+            raise InputError(
                 f"mask {name!r} has shape {tuple(mask.shape)}, parameter has "
                 f"{tuple(params[name].shape)}"
             )
@@ -284,27 +136,148 @@ def apply_masks(params: Mapping[str, nn.Parameter], masks: Mapping[str, Tensor])
         params[name].mul_(mask)
 
 
-# --------------------------------------------------------------------- loop
-@dataclass
-class TrainResult:
-    """What ``train`` returns: the final model, the run store and its summary."""
+class MaskHook:
+    """Fixed pruning masks: masked gradients are zeroed before the step and
+    masked weights re-zeroed after it, so they stay exactly 0."""
 
-    model: nn.Module
-    store: RunStore
-    summary: dict[str, Any]
-    resumed_from: int | None
+    def __init__(self, masks: Mapping[str, Tensor] | None, params: Mapping[str, nn.Parameter]):
+        self.params = params
+        self.masks = check_masks(masks, params) if masks else {}
+        apply_masks(params, self.masks)
+
+    def before_step(self) -> None:
+        for name, mask in self.masks.items():
+            grad = self.params[name].grad
+            if grad is not None:
+                grad.mul_(mask)
+
+    def after_step(self) -> None:
+        if self.masks:
+            apply_masks(self.params, self.masks)
 
 
-def check_task(task: Task, cfg: TrainConfig) -> None:
-    """Raise ``ConfigError`` when ``cfg`` cannot train on ``task`` (checked by
-    :func:`train`, and by the experiments before they create a run directory)."""
-    if cfg.readout_only and (not isinstance(task, ClassificationTask) or task.position is None):
-        raise ConfigError(
-            "train.readout_only needs a transformer classification task "
-            "(logits read at one position)"
+# ------------------------------------------------------------------- hooks
+class StopRule:
+    """``train.stop_after_gen = k``: end the run at the first evaluation at
+    least k steps after test accuracy first reached ``train.stop_accuracy``."""
+
+    def __init__(self, cfg: TrainConfig, rows: list[Mapping[str, Any]] | None):
+        self.after = cfg.stop_after_gen
+        self.accuracy = cfg.stop_accuracy
+        self.reached: int | None = None
+        if self.after is not None and rows:
+            self.reached = first_step_at_or_above(rows, "test", "accuracy", self.accuracy)
+
+    def observe(self, step: int, metrics: Metrics) -> bool:
+        """Record an evaluation; True when the run should end at ``step``."""
+        if self.reached is None and metrics.get(("test", "accuracy"), 0.0) >= self.accuracy:
+            self.reached = step
+        return self.stopped_by(step)
+
+    def stopped_by(self, step: int) -> bool:
+        return (
+            self.after is not None
+            and self.reached is not None
+            and step >= self.reached + self.after
         )
 
 
+class Evaluator:
+    """Evaluates the model on the task, logs one metric row per value and
+    shows the latest values on the progress bar."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        loss_dtype: torch.dtype,
+        store: RunStore,
+        bar: tqdm,
+        on_eval: Callable[[int, Metrics], None] | None,
+    ):
+        self.model, self.task, self.loss_dtype = model, task, loss_dtype
+        self.store, self.bar, self.on_eval = store, bar, on_eval
+
+    def __call__(self, step: int) -> Metrics:
+        self.model.eval()
+        res = self.task.evaluate(self.model, self.loss_dtype)
+        self.model.train()
+        self.store.append_metrics(
+            {"step": step, "split": s, "metric": m, "value": v} for (s, m), v in res.items()
+        )
+        if self.on_eval is not None:
+            self.on_eval(step, res)
+        _postfix(self.bar, res)
+        return res
+
+
+class Checkpointer:
+    """Saves weights plus everything a resume needs (AdamW moments, filter
+    state, RNG) at the scheduled steps."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        names: list[str],
+        gf: GrokfastFilter | None,
+        schedule: set[int],
+    ):
+        self.store, self.model, self.opt, self.names, self.gf = store, model, opt, names, gf
+        self.schedule = schedule
+
+    def __call__(self, step: int, metrics: Metrics) -> None:
+        state = optimizer_state_tensors(self.opt, self.names)
+        if self.gf is not None:
+            state.update(self.gf.state_tensors())
+        state.update(_rng_tensors())
+        meta = {"metrics": {f"{s}/{m}": v for (s, m), v in metrics.items()}}
+        self.store.save_checkpoint(step, self.model.state_dict(), state, meta)
+
+
+def make_optimizer(params: Mapping[str, nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over ``params`` (``foreach=False``: the same rounding at any
+    thread count)."""
+    return torch.optim.AdamW(
+        list(params.values()),
+        lr=cfg.lr,
+        betas=cfg.betas,
+        eps=cfg.eps,
+        weight_decay=cfg.weight_decay,
+        foreach=False,
+    )
+
+
+def resume(
+    store: RunStore,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    names: list[str],
+    gf: GrokfastFilter | None,
+) -> int | None:
+    """Restore the newest checkpoint of ``store`` (weights, optimizer, filter,
+    RNG) and drop the metric rows and checkpoints after it; returns its step,
+    or None for a fresh run (whose stale metrics are cleared)."""
+    store.clean_temp_files()
+    existing = store.steps()
+    if not existing:
+        if store.metrics_path.exists():
+            store.truncate_metrics(-1)
+        return None
+    start = existing[-1]
+    ck = store.load_checkpoint(start)
+    model.load_state_dict(ck.weights, strict=True)
+    load_optimizer_state(opt, names, ck.state)
+    if gf is not None:
+        gf.load_state_tensors(ck.state)
+    _restore_rng(ck.state)
+    store.truncate_metrics(start)
+    store.remove_checkpoints_after(start)
+    return start
+
+
+# --------------------------------------------------------------------- loop
 def train(
     model: nn.Module,
     task: Task,
@@ -315,28 +288,26 @@ def train(
     masks: Mapping[str, Tensor] | None = None,
     device: str | torch.device = "cpu",
     quiet: bool = False,
-    on_eval: Callable[[int, dict[tuple[str, str], float]], None] | None = None,
+    on_eval: Callable[[int, Metrics], None] | None = None,
     stop_after_step: int | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``task``, writing metrics and checkpoints into ``store``.
 
     If ``store`` already has checkpoints (the caller has checked the config
     matches), training resumes from the last one. ``stop_after_step`` ends the
-    loop early without a summary (used to simulate a killed run in tests).
-    ``cfg.stop_after_gen = k`` ends the run (with a checkpoint and a summary) at
-    the first evaluation ≥ k steps after test accuracy first reached
-    ``cfg.stop_accuracy`` (default 95%, the t_gen threshold).
+    loop early (used to simulate a killed run in tests). ``cfg.stop_after_gen``
+    ends the run early after it generalises (:class:`StopRule`).
     ``cfg.fused_attention`` runs the TL-native attention layers fused while
-    training and evaluating (see :mod:`interp.models.fused_attention`);
+    training and evaluating (:mod:`interp.models.fused_attention`);
     ``cfg.readout_only`` computes a classification task's last layer only at
-    its read-out position (see :mod:`interp.models.readout`).
+    its read-out position (:mod:`interp.models.readout`).
     """
     if not store.exists():
         raise RunError(f"{store.path} has no config.json; create the run with RunStore.init first")
     check_task(task, cfg)
     if cfg.readout_only:
         check_readout(model)
-        task = replace(task, readout_only=True)
+        task = replace(task, readout_only=True)  # type: ignore[type-var]
     with fused_attention(model, cfg.fused_attention):
         dev = resolve_device(device)
         move_to(model, dev)
@@ -346,119 +317,53 @@ def train(
         n_all = sum(1 for _ in model.parameters())
         if n_all != len(params):
             raise RuntimeError(f"named_weights found {len(params)} of {n_all} parameters")
-        mask_map = check_masks(masks, params) if masks else {}
-        apply_masks(params, mask_map)
-
-        opt = torch.optim.AdamW(
-            list(params.values()),
-            lr=cfg.lr,
-            betas=cfg.betas,
-            eps=cfg.eps,
-            weight_decay=cfg.weight_decay,
-            foreach=False,
-        )
+        masker = MaskHook(masks, params)
+        opt = make_optimizer(params, cfg)
         gf = GrokfastFilter(cfg.grokfast, params) if cfg.grokfast else None
         loss_dtype = torch.float64 if cfg.loss_dtype == "float64" else torch.float32
-
         ckpt_set = set(checkpoint_steps(cfg.steps, cfg.checkpoint_every, cfg.checkpoint_log_early))
         eval_set = set(eval_steps(cfg.steps, cfg.eval_every, sorted(ckpt_set)))
 
-        start = 0
-        resumed_from = None
-        store.clean_temp_files()
-        existing = store.steps()
-        if existing:
-            start = existing[-1]
-            ck = store.load_checkpoint(start)
-            model.load_state_dict(ck.weights, strict=True)
-            load_optimizer_state(opt, names, ck.state)
-            if gf is not None:
-                gf.load_state_tensors(ck.state)
-            _restore_rng(ck.state)
-            store.truncate_metrics(start)
-            store.remove_checkpoints_after(start)
-            resumed_from = start
-        elif store.metrics_path.exists():
-            store.truncate_metrics(-1)
-        stop_from = None
-        if cfg.stop_after_gen is not None and existing:
-            stop_from = first_step_at_or_above(
-                store.read_metric_rows(), "test", "accuracy", cfg.stop_accuracy
-            )
-
-        def save(step: int, metrics: dict[tuple[str, str], float]) -> None:
-            state = optimizer_state_tensors(opt, names)
-            if gf is not None:
-                state.update(gf.state_tensors())
-            state.update(_rng_tensors())
-            meta = {"metrics": {f"{s}/{m}": v for (s, m), v in metrics.items()}}
-            store.save_checkpoint(step, model.state_dict(), state, meta)
-
-        def evaluate(step: int) -> dict[tuple[str, str], float]:
-            model.eval()
-            res = task.evaluate(model, loss_dtype)
-            model.train()
-            store.append_metrics(
-                {"step": step, "split": s, "metric": m, "value": v} for (s, m), v in res.items()
-            )
-            if on_eval is not None:
-                on_eval(step, res)
-            return res
-
+        resumed_from = resume(store, model, opt, names, gf)
+        start = resumed_from or 0
+        stop = StopRule(cfg, store.read_metric_rows() if resumed_from is not None else None)
         bar = tqdm(total=cfg.steps, initial=start, disable=quiet, desc="train", dynamic_ncols=True)
-        if start == 0:
-            res = evaluate(0)
-            save(0, res)
-            _postfix(bar, res)
+        evaluate = Evaluator(model, task, loss_dtype, store, bar, on_eval)
+        checkpoint = Checkpointer(store, model, opt, names, gf, ckpt_set)
+        if resumed_from is None:
+            checkpoint(0, evaluate(0))
         model.train()
-        last = cfg.steps
-        first = start + 1
-        if stop_from is not None and start >= stop_from + (cfg.stop_after_gen or 0):
-            first, last = cfg.steps + 1, start  # it had already stopped after generalising
-        for step in range(first, cfg.steps + 1):
+        already = stop.stopped_by(start)  # a resumed run that had ended early
+        last, complete = (start if already else cfg.steps), True
+        for step in range(cfg.steps + 1 if already else start + 1, cfg.steps + 1):
             for group in opt.param_groups:
                 group["lr"] = cfg.lr_at(step)
             x, y = task.batch(step, cfg.batch_size, seed)
-            logits = task.logits(model, x)
-            loss = F.cross_entropy(logits.to(loss_dtype), y)
+            loss = F.cross_entropy(task.logits(model, x).to(loss_dtype), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if mask_map:
-                for name, mask in mask_map.items():
-                    grad = params[name].grad
-                    if grad is not None:
-                        grad.mul_(mask)
+            masker.before_step()
             if gf is not None:
                 gf.apply()
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
             opt.step()
-            if mask_map:
-                apply_masks(params, mask_map)
+            masker.after_step()
             bar.update(1)
             if step in eval_set:
                 res = evaluate(step)
-                _postfix(bar, res)
-                if stop_from is None and res.get(("test", "accuracy"), 0.0) >= cfg.stop_accuracy:
-                    stop_from = step
-                stop = (
-                    cfg.stop_after_gen is not None
-                    and stop_from is not None
-                    and step >= stop_from + cfg.stop_after_gen
-                )
-                if step in ckpt_set or stop:
-                    save(step, res)
-                if stop:
+                ends = stop.observe(step, res)
+                if step in ckpt_set or ends:
+                    checkpoint(step, res)
+                if ends:
                     last = step
                     break
             if stop_after_step is not None and step >= stop_after_step:
-                bar.close()
-                return TrainResult(model.eval(), store, {}, resumed_from)
+                last, complete = step, False
+                break
         bar.close()
-        summary = summarize(store.read_metric_rows())
-        summary["steps"] = last
-        atomic_write_json(store.path / SUMMARY_FILE, summary)
-        return TrainResult(model.eval(), store, summary, resumed_from)
+        summary = {"steps": last, **final_metrics(store.read_metric_rows())}
+        return TrainResult(model.eval(), store, summary, resumed_from, complete)
 
 
 def _postfix(bar: tqdm, res: Mapping[tuple[str, str], float]) -> None:
@@ -473,34 +378,17 @@ def _postfix(bar: tqdm, res: Mapping[tuple[str, str], float]) -> None:
     )
 
 
-def first_step_at_or_above(
-    rows: list[Mapping[str, Any]], split: str, metric: str, threshold: float
-) -> int | None:
-    """First evaluated step where ``split/metric`` ≥ threshold (None if never)."""
-    steps = sorted(
-        r["step"]
-        for r in rows
-        if r["split"] == split and r["metric"] == metric and r["value"] >= threshold
-    )
-    return steps[0] if steps else None
-
-
-def summarize(rows: list[Mapping[str, Any]], threshold: float = ACC_THRESHOLD) -> dict[str, Any]:
-    """t_mem / t_gen: first step with train / test accuracy ≥ threshold; their
-    ratio; final losses and accuracies (Power et al. 2022 §3; Nanda et al. §5)."""
-    t_mem = first_step_at_or_above(rows, "train", "accuracy", threshold)
-    t_gen = first_step_at_or_above(rows, "test", "accuracy", threshold)
-    return {
-        "threshold": threshold,
-        "t_mem": t_mem,
-        "t_gen": t_gen,
-        "t_gen_over_t_mem": (t_gen / t_mem) if (t_mem and t_gen) else None,
-        **final_metrics(rows),
-    }
-
-
-def final_metrics(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """``final_step`` and every metric at it as ``final_<split>_<metric>``."""
-    last = max((r["step"] for r in rows), default=None)
-    final = {f"final_{r['split']}_{r['metric']}": r["value"] for r in rows if r["step"] == last}
-    return {"final_step": last, **final}
+__all__ = [
+    "Checkpointer",
+    "Evaluator",
+    "MaskHook",
+    "StopRule",
+    "TrainConfig",
+    "TrainResult",
+    "apply_masks",
+    "check_masks",
+    "check_task",
+    "make_optimizer",
+    "resume",
+    "train",
+]

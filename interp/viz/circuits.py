@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 from interp.analysis.behavior import per_token_loss
 from interp.analysis.heads import attention_patterns
-from interp.training.store import atomic_write_text
+from interp.config.core import InputError
+from interp.training.files import atomic_write_text
 
 
 @lru_cache(maxsize=1)
@@ -70,13 +71,13 @@ def attention_view(
     Needs :func:`page` (or another page holding the bundle) around it.
     """
     if patterns.ndim != 3 or patterns.shape[1] != patterns.shape[2]:
-        raise ValueError(f"patterns must be [head, seq, seq], got {tuple(patterns.shape)}")
+        raise InputError(f"patterns must be [head, seq, seq], got {tuple(patterns.shape)}")
     if patterns.shape[1] != len(tokens):
-        raise ValueError(
+        raise InputError(
             f"{len(tokens)} token strings for a pattern over {patterns.shape[1]} positions"
         )
     if len(head_names) != patterns.shape[0]:
-        raise ValueError(f"{len(head_names)} head names for {patterns.shape[0]} heads")
+        raise InputError(f"{len(head_names)} head names for {patterns.shape[0]} heads")
     div = f"cv-{uuid.uuid4().hex[:12]}"
     props = {
         "attention": patterns.detach().float().cpu().tolist(),
@@ -95,7 +96,7 @@ def attention_view(
 def tokens_view(tokens: Sequence[str], values: Sequence[float], title: str = "") -> str:
     """A ``ColoredTokens`` view: the sequence as text, each token shaded by a value."""
     if len(tokens) != len(values):
-        raise ValueError(f"{len(tokens)} tokens but {len(values)} values")
+        raise InputError(f"{len(tokens)} tokens but {len(values)} values")
     div = f"cv-{uuid.uuid4().hex[:12]}"
     # ColoredTokens writes each token with innerHTML: escape so it shows as text
     props = {"tokens": [html.escape(str(t)) for t in tokens], "values": [float(v) for v in values]}
@@ -132,7 +133,7 @@ def attention_html(
     selects which heads each view shows (default: all).
     """
     if tokens.ndim != 1:
-        raise ValueError(f"tokens must be one sequence [seq], got shape {tuple(tokens.shape)}")
+        raise InputError(f"tokens must be one sequence [seq], got shape {tuple(tokens.shape)}")
     pats = attention_patterns(model, tokens[None])[0]  # [layer, head, q, k]
     n_layers, n_heads = pats.shape[:2]
     layers = list(range(n_layers)) if layers is None else list(layers)
@@ -140,7 +141,7 @@ def attention_html(
     for name, sel, n in (("layer", layers, n_layers), ("head", heads, n_heads)):
         bad = [i for i in sel if not 0 <= i < n]
         if bad:
-            raise ValueError(f"{name} index {bad} out of range 0..{n - 1}")
+            raise InputError(f"{name} index {bad} out of range 0..{n - 1}")
     strings = [str(int(t)) for t in tokens] if token_strings is None else list(token_strings)
     loss = per_token_loss(model, tokens[None])[0].tolist()
     views = [

@@ -14,6 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from interp.config.core import InputError
+
 _COLORS = {"train": "#1f77b4", "test": "#d62728"}
 
 
@@ -47,7 +49,7 @@ def training_curves(
     """Train/test loss (log y) and accuracy vs step (log x; step 0 is omitted)."""
     df = metrics[metrics["step"] > 0]
     if df.empty:
-        raise ValueError("no metrics after step 0 to plot")
+        raise InputError("no metrics after step 0 to plot")
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
     for col, metric in ((1, "loss"), (2, "accuracy")):
         for split in ("train", "test"):
@@ -152,7 +154,7 @@ def fourier_spectrum(
 ) -> go.Figure:
     """Embedding norm per frequency k = 1 … p//2 at chosen steps (Nanda et al. Fig. 3)."""
     if not norms_by_step:
-        raise ValueError("no steps to plot")
+        raise InputError("no steps to plot")
     fig = go.Figure()
     for step, norms in sorted(norms_by_step.items()):
         norms = list(norms)
@@ -173,7 +175,7 @@ def head_score_heatmap(sweep_df: pd.DataFrame, metric: str, title: str = "") -> 
     """A per-head score over checkpoints: rows are heads (L{layer}H{head}), columns steps."""
     d = sweep_df[(sweep_df["metric"] == metric) & sweep_df["layer"].notna()]
     if d.empty:
-        raise ValueError(f"no per-head rows for metric {metric!r}")
+        raise InputError(f"no per-head rows for metric {metric!r}")
     d = d.assign(headname=[f"L{int(r.layer)}H{int(r.head)}" for r in d.itertuples()])
     piv = d.pivot_table(index="headname", columns="step", values="value")
     order = sorted(piv.index, key=lambda n: tuple(int(x) for x in n[1:].split("H")))
@@ -234,7 +236,7 @@ def composition_figure(scores: Mapping[str, Any], title: str = "") -> go.Figure:
     """Q/K/V composition matrices: earlier heads (rows) into later heads (columns)."""
     kinds = [k for k in ("q_composition", "k_composition", "v_composition") if k in scores]
     if not kinds:
-        raise ValueError("no composition scores to plot")
+        raise InputError("no composition scores to plot")
     fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=kinds, horizontal_spacing=0.08)
     for i, kind in enumerate(kinds, start=1):
         t = scores[kind]

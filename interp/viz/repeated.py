@@ -6,12 +6,15 @@ matching over training."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from collections.abc import Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import DEFAULT_PLOTLY_COLORS
 from plotly.subplots import make_subplots
+
+from interp.config.core import InputError
+from interp.config.repeated_data import CONTROLS
 
 _REF_STYLE = {
     "f0": ("f = 0 (all unique)", "dash"),
@@ -36,7 +39,7 @@ def loss_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     which pairs every run with its own seed's control."""
     rep = agg[agg["kind"] == "repeated"]
     if rep.empty:
-        raise ValueError("no repeated-data runs in the table")
+        raise InputError("no repeated-data runs in the table")
     fig = go.Figure()
     colors = _group_colors(rep)
     drawn_f0: set[str] = set()
@@ -72,21 +75,20 @@ def loss_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
-def damage_vs_epochs(table: pd.DataFrame, title: str = "") -> go.Figure:
+def damage_vs_epochs(paired: pd.DataFrame, agg: pd.DataFrame, title: str = "") -> go.Figure:
     """Test loss of each repeated run minus the unique-only control of its own
     seed and f (left: fewer steps, right: same steps), vs E: seeds as dots, their
     mean ± standard error as the line, one colour per (size, f). Above 0 means
     worse than not training on the repeated tokens at all — the comparison
     Hernandez et al. 2022 (§3, Fig. 2) make against unique-data models, paired
-    by seed so that a point run on one seed is read against that seed's controls
-    (:func:`interp.experiments.repeated_grid.paired_differences`)."""
-    from interp.experiments.repeated_grid import CONTROLS, aggregate, paired_differences
-
-    paired = paired_differences(table)
+    by seed so that a point run on one seed is read against that seed's controls.
+    ``paired`` has one row per run with columns ``vs_<control>``
+    (:func:`interp.experiments.repeated_grid.paired_differences`); ``agg`` their
+    means over seeds with ``vs_<control>_se``
+    (:func:`interp.experiments.repeated_grid.aggregate`)."""
     rep = paired[paired["kind"] == "repeated"]
     if rep.empty:
-        raise ValueError("no repeated-data runs in the table")
-    agg = aggregate(table)
+        raise InputError("no repeated-data runs in the table")
     agg = agg[agg["kind"] == "repeated"]
     titles = [f"minus the {c.replace('-', ' ')} control" for c in CONTROLS]
     fig = make_subplots(rows=1, cols=len(CONTROLS), subplot_titles=titles, shared_yaxes=True)
@@ -143,7 +145,7 @@ def measures_vs_epochs(agg: pd.DataFrame, title: str = "") -> go.Figure:
     and verbatim reproduction of the repeated subset (memorisation)."""
     rep = agg[agg["kind"] == "repeated"]
     if rep.empty:
-        raise ValueError("no repeated-data runs in the table")
+        raise InputError("no repeated-data runs in the table")
     colors = _group_colors(rep)
     fig = make_subplots(rows=3, cols=2, subplot_titles=[c[1] for c in MEASURE_PANELS])
     base = agg[(agg["kind"] == "f0") & agg["size"].isin(set(rep["size"]))]
@@ -182,37 +184,31 @@ TRAINING_PANELS: tuple[tuple[str, str, str], ...] = (
 
 
 def training_curves_by_run(
-    out: Path,
-    table: pd.DataFrame,
-    seed: int | None = None,
+    curves: Mapping[str, pd.DataFrame],
+    label: str = "",
     panels: tuple[tuple[str, str, str], ...] = TRAINING_PANELS,
 ) -> go.Figure:
     """Test loss, copying gain and the best head's prefix-matching score over
-    training, for one seed of every run of the first size (one line per run;
-    a panel is left empty for runs that did not log its metric)."""
-    from interp.training.store import open_run
-
-    size = table["size"].iloc[0]
-    seed = int(table["seed"].min()) if seed is None else seed
+    training, one line per run (``curves[run]``: its metrics frame, columns
+    step/split/metric/value); a panel is left empty for runs that did not
+    log its metric. ``label`` names the size and seed shown."""
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         subplot_titles=[title for _, _, title in panels])  # fmt: skip
-    rows = table[(table["size"] == size) & (table["seed"] == seed)]
     colors = DEFAULT_PLOTLY_COLORS
-    for k, row in enumerate(rows.itertuples()):
-        path = Path(out) / row.size / row.run / f"seed{row.seed}"
-        m = open_run(path).metrics()
+    for k, (run, m) in enumerate(curves.items()):
         for r, (split, metric, _) in enumerate(panels, start=1):
             d = m[(m["split"] == split) & (m["metric"] == metric) & (m["step"] > 0)]
             d = d.sort_values("step")
             fig.add_trace(
-                go.Scatter(x=d["step"], y=d["value"], mode="lines", name=row.run,
-                           legendgroup=row.run, showlegend=r == 1,
+                go.Scatter(x=d["step"], y=d["value"], mode="lines", name=run,
+                           legendgroup=run, showlegend=r == 1,
                            line={"color": colors[k % len(colors)]}),
                 row=r, col=1,
             )  # fmt: skip
     fig.update_xaxes(type="log")
     fig.update_xaxes(title_text="step", row=len(panels), col=1)
-    fig.update_layout(title=f"Over training ({size}, seed {seed})", height=300 * len(panels))
+    fig.update_layout(title=f"Over training ({label})" if label else "Over training",
+                      height=300 * len(panels))  # fmt: skip
     return fig
 
 

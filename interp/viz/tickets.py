@@ -1,14 +1,17 @@
 """Figures of the grokking-tickets experiment: overlaid test-accuracy curves,
 speedup bars, the pruning-rate sweep, and speedup against the dense run's
-grokking delay (the regime sweep)."""
+grokking delay (the regime sweep), and speedup vs the step a mask was cut at."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from interp.config.core import InputError
 
 
 def accuracy_curves(curves: Mapping[int, Mapping[str, pd.DataFrame]], title: str = "") -> go.Figure:
@@ -18,7 +21,7 @@ def accuracy_curves(curves: Mapping[int, Mapping[str, pd.DataFrame]], title: str
     """
     seeds = sorted(curves)
     if not seeds:
-        raise ValueError("no runs to plot")
+        raise InputError("no runs to plot")
     fig = make_subplots(rows=1, cols=len(seeds), subplot_titles=[f"seed {s}" for s in seeds])
     palette = _palette(sorted({r for s in seeds for r in curves[s]}))
     for col, seed in enumerate(seeds, start=1):
@@ -52,7 +55,7 @@ def speedup_bars(table: pd.DataFrame, title: str = "") -> go.Figure:
     a mean over the seeds that did would overstate them."""
     t = table[table["run"] != "dense"]
     if t.empty:
-        raise ValueError("no ticket or control runs in the table")
+        raise InputError("no ticket or control runs in the table")
     fig = go.Figure()
     symbols = ["circle", "square", "diamond", "cross", "x", "star"]
     for i, (seed, d) in enumerate(t.groupby("seed")):
@@ -82,7 +85,7 @@ def rate_sweep(table: pd.DataFrame, title: str = "") -> go.Figure:
     """Ticket speedup vs pruning rate (fraction removed), one line per seed."""
     t = table[table["kind"] == "ticket"].dropna(subset=["rate"])
     if t.empty:
-        raise ValueError("no ticket runs in the table")
+        raise InputError("no ticket runs in the table")
     fig = go.Figure()
     for seed, d in t.groupby("seed"):
         d = d.sort_values("rate")
@@ -157,6 +160,44 @@ def regime_figure(table: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
+def mask_step_figure(df: pd.DataFrame, t_mem: int | None, t_gen: int | None) -> go.Figure:
+    """Ticket speedup vs the step its mask was cut at (log x; step 0 drawn at
+    1), with the mask's Jaccard overlap with the final mask and the share of
+    its kept embedding weight in the key frequencies on the right axis; t_mem
+    and t_gen marked. Tickets that never reached 95% are open triangles at
+    their upper bound."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = df["mask_step"].clip(lower=1)
+    fig.add_trace(go.Scatter(x=x, y=df["speedup"], mode="lines+markers", name="ticket speedup"))
+    nr = df[df["speedup"].isna()]
+    if not nr.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=nr["mask_step"].clip(lower=1), y=nr["speedup_upper_bound"], mode="markers",
+                name="not reached (< bound)",
+                marker={"symbol": "triangle-down-open", "color": "#d62728", "size": 9},
+            )
+        )  # fmt: skip
+    for col, name in (
+        ("jaccard_with_final", "Jaccard with final mask"),
+        ("kept_key_frequency_share", "kept embedding in key freqs"),
+    ):
+        fig.add_trace(
+            go.Scatter(x=x, y=df[col], mode="lines", name=name, line={"dash": "dot"}),
+            secondary_y=True,
+        )
+    for label, step in (("t_mem", t_mem), ("t_gen", t_gen)):
+        if step:
+            fig.add_vline(x=math.log10(step), line_dash="dash", line_color="gray")
+            fig.add_annotation(x=math.log10(step), y=1.05, yref="paper", text=label,
+                               showarrow=False)  # fmt: skip
+    fig.update_xaxes(type="log", title_text="step the mask was taken at (0 shown at 1)")
+    fig.update_yaxes(type="log", title_text="speedup vs dense (×)", secondary_y=False)
+    fig.update_yaxes(title_text="overlap / share", range=[0, 1.05], secondary_y=True)
+    fig.update_layout(title="Tickets from each checkpoint of one dense run", height=450)
+    return fig
+
+
 def _palette(runs: list[str]) -> dict[str, str]:
     base = [
         "#000000",
@@ -178,4 +219,4 @@ def _palette(runs: list[str]) -> dict[str, str]:
     return {r: base[i % len(base)] for i, r in enumerate(ordered)}
 
 
-__all__ = ["accuracy_curves", "rate_sweep", "regime_figure", "speedup_bars"]
+__all__ = ["accuracy_curves", "mask_step_figure", "rate_sweep", "regime_figure", "speedup_bars"]

@@ -5,145 +5,64 @@
     RUN_DIR/
       config.json                          experiment, resolved config, version, git commit
       metrics.jsonl                        {"step", "split", "metric", "value"} per line
-      summary.json                         end-of-run summary (t_mem, t_gen, final losses)
+      summary.json                         end-of-run summary (written by the experiment)
+      DONE                                 written last, after every measurement of the run
       checkpoints/step_00001000.safetensors        model weights (clean TL state-dict keys)
       checkpoints/step_00001000.state.safetensors  optimizer / filter / RNG state
       checkpoints/step_00001000.json               sidecar: step, sha256 of both files, metrics
 
-Every file is written to a temporary name and moved into place with
-``os.replace``; a checkpoint counts only once its sidecar exists, and the
-sidecar is written last. Loading verifies sha256 and names the file that is
-corrupt or truncated. Only JSON and safetensors are read back (no pickle).
+Every file is written atomically (:mod:`interp.training.files`); a checkpoint
+counts only once its sidecar exists, and the sidecar is written last. A run is
+finished only when ``DONE`` exists: a run killed between training and its
+last measurement has a ``summary.json`` but no ``DONE``, and resumes.
+
+Reading a run needs neither torch nor TransformerLens until a model is loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import secrets
-import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
-from torch import Tensor, nn
+from interp.config.catalog import canonical, config_class
+from interp.config.core import ConfigError, from_dict
+from interp.training.files import (
+    CorruptCheckpointError,
+    RunError,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    git_commit,
+    load_verified,
+    read_json,
+    sha256_bytes,
+    tensors_to_bytes,
+)
 
-from interp.config import from_dict
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+    from torch import Tensor, nn
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+DONE_FILE = "DONE"
 CKPT_DIR = "checkpoints"
 _STEP_RE = re.compile(r"^step_(\d{8})\.json$")
-
-
-class RunError(RuntimeError):
-    """A run directory is missing, inconsistent, or holds another config."""
-
-
-class CorruptCheckpointError(RunError):
-    """A checkpoint file is truncated, corrupt or does not match its sha256."""
-
-
-# ------------------------------------------------------------------ file I/O
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same dir and ``os.replace``.
-
-    The file gets the permissions a plain ``open(path, "w")`` would (0666 minus
-    the umask), not ``mkstemp``'s owner-only 0600, so shared run directories
-    stay readable."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # created with mode 0666 like open() does, so the kernel applies the umask
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, naming it in the error when it is missing or corrupt."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptCheckpointError(
-            f"{path} is not valid JSON (corrupt or truncated): {exc}"
-        ) from exc
-
-
-def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, if it is a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _ckpt_stem(step: int) -> str:
     return f"step_{step:08d}"
 
 
-def _tensors_to_bytes(
-    tensors: Mapping[str, Tensor], metadata: dict[str, str] | None = None
-) -> bytes:
-    plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return st_save(plain, metadata=metadata)
-
-
-def _load_verified(path: Path, expected_sha: str) -> dict[str, Tensor]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorruptCheckpointError(f"checkpoint file {path} is missing") from None
-    actual = sha256_bytes(data)
-    if actual != expected_sha:
-        raise CorruptCheckpointError(
-            f"checkpoint file {path} is corrupt or truncated: sha256 {actual[:12]}… "
-            f"does not match the recorded {expected_sha[:12]}…"
-        )
-    try:
-        return st_load(data)
-    except (SafetensorError, ValueError) as exc:  # pragma: no cover - sha already matched
-        raise CorruptCheckpointError(f"checkpoint file {path} cannot be parsed: {exc}") from exc
-
-
-# ------------------------------------------------------------------ the store
 @dataclass(frozen=True)
 class Checkpoint:
     """One saved step: weights, resumable state and the sidecar's metadata."""
@@ -155,7 +74,7 @@ class Checkpoint:
 
 
 class RunStore:
-    """Writer/reader of one run directory (see module docstring for the layout)."""
+    """Writer/reader of one run directory (see the module docstring for the layout)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -189,13 +108,13 @@ class RunStore:
             raise RunError(f"run directory {self.path} exists and is not a directory")
         if self.exists():
             old = self.read_config()
-            if old["experiment"] != experiment or old["config"] != config:
-                diff = _dict_diff(old["config"], config)
-                raise RunError(
-                    f"{self.path} already holds a run of {old['experiment']!r} with a different "
-                    f"config ({diff}); refusing to overwrite it. Use another --run-dir."
-                )
-            return True
+            if _same_experiment(old["experiment"], experiment) and old["config"] == config:
+                return True
+            diff = _dict_diff(old["config"], config)
+            raise RunError(
+                f"{self.path} already holds a run of {old['experiment']!r} with a different "
+                f"config ({diff}); refusing to overwrite it. Use another --run-dir."
+            )
         if self.path.exists() and any(self.path.iterdir()):
             raise RunError(
                 f"{self.path} is a non-empty directory without {CONFIG_FILE}; refusing to use it"
@@ -234,7 +153,7 @@ class RunStore:
             return []
         text = self.metrics_path.read_text(encoding="utf-8")
         lines = text.split("\n")
-        complete, tail = lines[:-1], lines[-1]
+        complete = lines[:-1]  # an unterminated last line is an interrupted write
         rows = []
         for i, line in enumerate(complete):
             if not line.strip():
@@ -245,7 +164,6 @@ class RunStore:
                 raise RunError(
                     f"{self.metrics_path}: line {i + 1} is not valid JSON: {exc}"
                 ) from exc
-        del tail  # an unterminated last line is an interrupted write
         return rows
 
     def truncate_metrics(self, max_step: int) -> None:
@@ -254,6 +172,38 @@ class RunStore:
         atomic_write_text(
             self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
         )
+
+    # end of run -------------------------------------------------------------
+    @property
+    def summary_path(self) -> Path:
+        return self.path / SUMMARY_FILE
+
+    @property
+    def done_path(self) -> Path:
+        return self.path / DONE_FILE
+
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        atomic_write_json(self.summary_path, dict(summary))
+
+    def is_done(self) -> bool:
+        """True once every measurement of the run is written (``DONE`` exists)."""
+        return self.done_path.exists()
+
+    def mark_done(self) -> None:
+        """Write ``DONE`` (last, atomically): the run and all its measurements
+        are complete; the summary's sha256 ties the marker to what it vouches for."""
+        summary = self.summary_path.read_bytes() if self.summary_path.exists() else b""
+        atomic_write_json(
+            self.done_path,
+            {
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "summary_sha256": sha256_bytes(summary),
+            },
+        )
+
+    def clear_done(self) -> None:
+        """Remove ``DONE`` before a finished run is changed again."""
+        self.done_path.unlink(missing_ok=True)
 
     # checkpoints ----------------------------------------------------------
     @property
@@ -285,11 +235,11 @@ class RunStore:
         meta: Mapping[str, Any] | None = None,
     ) -> None:
         """Write weights, state and (last) the sidecar that commits them."""
-        wbytes = _tensors_to_bytes(weights)
+        wbytes = tensors_to_bytes(weights)
         atomic_write_bytes(self.weights_path(step), wbytes)
         files = {"weights": {"file": self.weights_path(step).name, "sha256": sha256_bytes(wbytes)}}
         if state is not None:
-            sbytes = _tensors_to_bytes(state)
+            sbytes = tensors_to_bytes(state)
             atomic_write_bytes(self.state_path(step), sbytes)
             files["state"] = {"file": self.state_path(step).name, "sha256": sha256_bytes(sbytes)}
         sidecar = {"step": step, "files": files, **dict(meta or {})}
@@ -310,14 +260,14 @@ class RunStore:
 
     def load_weights(self, step: int) -> dict[str, Tensor]:
         meta = self.read_sidecar(step)
-        return _load_verified(self.weights_path(step), meta["files"]["weights"]["sha256"])
+        return load_verified(self.weights_path(step), meta["files"]["weights"]["sha256"])
 
     def load_checkpoint(self, step: int, with_state: bool = True) -> Checkpoint:
         meta = self.read_sidecar(step)
-        weights = _load_verified(self.weights_path(step), meta["files"]["weights"]["sha256"])
+        weights = load_verified(self.weights_path(step), meta["files"]["weights"]["sha256"])
         state: dict[str, Tensor] = {}
         if with_state and "state" in meta["files"]:
-            state = _load_verified(self.state_path(step), meta["files"]["state"]["sha256"])
+            state = load_verified(self.state_path(step), meta["files"]["state"]["sha256"])
         return Checkpoint(step=step, weights=weights, state=state, meta=meta)
 
     def remove_checkpoints_after(self, step: int) -> None:
@@ -343,7 +293,15 @@ class RunStore:
                     f.unlink(missing_ok=True)
 
 
+def _same_experiment(a: str, b: str) -> bool:
+    try:
+        return canonical(a) == canonical(b)
+    except ConfigError:  # an experiment this version does not know
+        return a == b
+
+
 def _dict_diff(old: Any, new: Any, prefix: str = "") -> str:
+    """The keys where two nested dicts differ, as ``key: old -> new``."""
     if isinstance(old, dict) and isinstance(new, dict):
         parts = []
         for k in sorted(set(old) | set(new)):
@@ -362,7 +320,8 @@ class Run:
 
     ``.config`` is the typed experiment config, ``.steps`` the checkpointed
     steps, ``.load(step)`` a ready model (eval mode), ``.metrics()`` a tidy
-    DataFrame with columns step, split, metric, value.
+    DataFrame with columns step, split, metric, value, ``.summary()`` the
+    end-of-run summary and ``.finished`` whether every measurement is written.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -375,16 +334,19 @@ class Run:
 
     @property
     def experiment(self) -> str:
-        return self._raw["experiment"]
+        """The run experiment's catalog name (one spelling, also for old runs)."""
+        return canonical(self._raw["experiment"])
 
     @property
     def config_dict(self) -> dict[str, Any]:
         return self._raw["config"]
 
+    @property
+    def runtime(self) -> dict[str, Any]:
+        return dict(self._raw.get("runtime") or {})
+
     @cached_property
     def config(self) -> Any:
-        from interp.experiments.registry import config_class
-
         return from_dict(config_class(self.experiment), self.config_dict)
 
     @property
@@ -397,6 +359,10 @@ class Run:
         if not steps:
             raise RunError(f"{self.path} has no checkpoints yet")
         return steps[-1]
+
+    @property
+    def finished(self) -> bool:
+        return self.store.is_done()
 
     def model_config(self) -> Any:
         return self.config.model
@@ -417,11 +383,13 @@ class Run:
         return move_to(model, device).eval()
 
     def metrics(self) -> pd.DataFrame:
+        import pandas as pd
+
         rows = self.store.read_metric_rows()
         return pd.DataFrame(rows, columns=["step", "split", "metric", "value"])
 
     def summary(self) -> dict[str, Any] | None:
-        path = self.path / SUMMARY_FILE
+        path = self.store.summary_path
         return read_json(path) if path.exists() else None
 
     def sha(self, step: int) -> str:
@@ -434,3 +402,16 @@ class Run:
 def open_run(path: str | os.PathLike) -> Run:
     """Open a run directory for analysis; errors name the missing/corrupt file."""
     return Run(path)
+
+
+__all__ = [
+    "CKPT_DIR",
+    "CONFIG_FILE",
+    "DONE_FILE",
+    "METRICS_FILE",
+    "SUMMARY_FILE",
+    "Checkpoint",
+    "Run",
+    "RunStore",
+    "open_run",
+]

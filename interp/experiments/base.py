@@ -1,0 +1,171 @@
+"""The one experiment interface.
+
+An :class:`Experiment` is everything the toolkit knows about one kind of run:
+its config class and presets (declared torch-free in ``interp.config``, listed
+in :mod:`interp.config.catalog`), how to build and train a run, the summary it
+writes at the end, which analyzers fit its runs, its report and its probe.
+Each experiment module defines one (``EXPERIMENT``) and
+:func:`interp.experiments.registry.experiment` finds it by name; the CLI, the
+runner and ``interp report`` ask it instead of branching on names.
+
+Training a run (:meth:`Experiment.train`) is always: resolve the config,
+check it against the task before anything is written, create (or reopen) the
+run directory, :meth:`~Experiment.build` the model and task, train, then
+:meth:`~Experiment.summarize` — the experiment's own measurements — write
+``summary.json``, and last of all ``DONE``. A run killed anywhere before
+``DONE`` resumes on relaunch; a finished run is returned as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interp.config.catalog import run_entry
+from interp.experiments.common import format_fields, pick_preset, prepare_run
+from interp.training.metrics import final_metrics
+from interp.training.trainer import TrainResult, check_task, train
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
+    from interp.training.rundir import Run, RunStore
+    from interp.training.tasks import Task
+    from interp.viz.report import Page
+
+
+@dataclass
+class Setup:
+    """What :meth:`Experiment.build` hands the trainer: the model (already at
+    its starting weights), the task, optional fixed masks, anything
+    :meth:`Experiment.summarize` needs later (``context``) and summary fields
+    known before training (``extra``)."""
+
+    model: nn.Module
+    task: Task
+    masks: Mapping[str, Tensor] | None = None
+    context: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Experiment:
+    """Base class of every run experiment (see the module docstring)."""
+
+    name: str = ""
+    #: summary fields ``interp train`` prints, in order
+    summary_keys: Sequence[str] = ("steps", "final_train_loss", "final_test_loss")
+
+    # ---------------------------------------------------------------- config
+    @property
+    def config_class(self) -> type[Any]:
+        return run_entry(self.name).config_class()
+
+    @property
+    def presets(self) -> dict[str, Any]:
+        return run_entry(self.name).preset_table()
+
+    def preset(
+        self, name: str | None = None, seed: int | None = None, overrides: Sequence[str] = ()
+    ) -> Any:
+        """Preset ``name`` (default: the catalog's) with ``seed`` and
+        ``key=value`` overrides applied, resolved."""
+        name = name or run_entry(self.name).default or ""
+        return pick_preset(self.name, self.presets, name, seed, list(overrides))
+
+    # -------------------------------------------------------------- training
+    def make_task(self, cfg: Any) -> Task:
+        """The task ``cfg`` trains on (used to check the config before a run
+        directory exists)."""
+        raise NotImplementedError
+
+    def build(self, cfg: Any, store: RunStore, device: torch.device, quiet: bool) -> Setup:
+        """Model at its starting weights, task, masks, and summary context."""
+        from interp.models import make_model
+
+        return Setup(make_model(cfg.model, seed=cfg.seed, device=device), self.make_task(cfg))
+
+    def summarize(self, cfg: Any, setup: Setup, result: TrainResult) -> dict[str, Any]:
+        """The run's ``summary.json``: ``steps`` and the final metrics, plus
+        whatever the experiment measures at the end."""
+        return {**final_metrics(result.store.read_metric_rows()), "steps": result.summary["steps"]}
+
+    def train(
+        self,
+        cfg: Any,
+        run_dir: str | Path,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        quiet: bool = False,
+        stop_after_step: int | None = None,
+    ) -> TrainResult:
+        """Train (or resume, or return the finished) run of ``cfg`` in ``run_dir``."""
+        cfg = cfg.resolve()
+        self.check(cfg)  # before the run directory exists
+        store, dev = prepare_run(self.name, cfg, str(run_dir), device, threads)
+        if store.is_done():
+            return self._finished(store, dev)
+        setup = self.build(cfg, store, dev, quiet)
+        result = train(
+            setup.model,
+            setup.task,
+            cfg.train,
+            store,
+            cfg.seed,
+            masks=setup.masks,
+            device=dev,
+            quiet=quiet,
+            stop_after_step=stop_after_step,
+        )
+        if result.complete:
+            summary = {**self.summarize(cfg, setup, result), **setup.extra}
+            store.write_summary(summary)
+            store.mark_done()  # last: every measurement of the run is written
+            result.summary = summary
+        return result
+
+    def check(self, cfg: Any) -> None:
+        """Raise a ConfigError for a config the task cannot train on."""
+        check_task(self.make_task(cfg), cfg.train)
+
+    def _finished(self, store: RunStore, device: torch.device) -> TrainResult:
+        from interp.training.rundir import Run
+
+        run = Run(store.path)
+        return TrainResult(run.load(device=device), store, run.summary() or {}, run.last_step)
+
+    # -------------------------------------------------------------- analysis
+    def analyzers(self, run: Run) -> list[Any]:
+        """The analyzers ``sweep``, ``interp sweep`` and the report run by default."""
+        return []
+
+    def analyzer(self, run: Run, name: str) -> Any:
+        """Analyzer ``name`` as it applies to ``run`` (e.g. with the run's probe
+        range); the names are :data:`interp.analysis.ANALYZERS`'s."""
+        from interp.analysis import named_analyzer
+
+        return named_analyzer(name)
+
+    def probe(self, run: Run) -> Tensor | None:
+        """Default tokens to look at (attention views); None when there are none."""
+        return None
+
+    def report(self, run: Run) -> Page:
+        """The run's report page (figures, a summary table, extra HTML)."""
+        raise NotImplementedError(f"no report for experiment {self.name!r}")
+
+    def write_report(self, run: Run) -> Path:
+        """Write ``RUN_DIR/report.html`` (offline) and return its path."""
+        from interp.viz.report import write_page
+
+        return write_page(self.report(run), run.path / "report.html")
+
+    def format_summary(self, summary: Mapping[str, Any]) -> str:
+        """The summary fields a user looks at first, one per line."""
+        return format_fields(summary, list(self.summary_keys))
+
+
+__all__ = ["Experiment", "Setup"]

@@ -1,0 +1,85 @@
+"""Where a run computes: the device, and how many torch threads it uses.
+
+Small models on a small machine suffer badly from oversubscription: one
+2-thread run beside another busy process runs many times slower. So when
+neither ``--threads`` nor ``$INTERP_THREADS`` says otherwise and the machine
+is already busy (its 1-minute load average is at least one core's worth),
+a run takes the cores that are idle (at least 1) and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING
+
+from interp.config.core import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` → cuda when available, else cpu; anything else as given."""
+    import torch
+
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(
+            f"--device {device!r} is not a device ({exc}); use auto, cpu or cuda"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but CUDA is not available here")
+    return dev
+
+
+def threads_from_env() -> int | None:
+    """``$INTERP_THREADS`` as an int (None when unset)."""
+    env = os.environ.get("INTERP_THREADS")
+    if env is None or env.strip() == "":
+        return None
+    try:
+        return int(env)
+    except ValueError:
+        raise ConfigError(f"INTERP_THREADS must be a whole number, got {env!r}") from None
+
+
+def idle_cores() -> tuple[int, float, int]:
+    """(cores not busy, 1-minute load average, cores) of this machine."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # not on every platform
+        return cores, 0.0, cores
+    return max(1, cores - int(load + 0.5)), load, cores
+
+
+def configure_threads(threads: int | None) -> int:
+    """Set torch's intra-op thread count: ``threads``, else ``$INTERP_THREADS``,
+    else torch's default unless the machine is busy (then the idle cores, at
+    least 1, with a warning naming ``--threads``). Returns the count in use."""
+    import torch
+
+    if threads is None:
+        threads = threads_from_env()
+    if threads is None:
+        idle, load, cores = idle_cores()
+        if idle < torch.get_num_threads():
+            warnings.warn(
+                f"this machine is busy (load {load:.1f} on {cores} cores): training with "
+                f"{idle} torch thread{'s' if idle > 1 else ''}; --threads N (or INTERP_THREADS) "
+                "chooses",
+                stacklevel=2,
+            )
+            threads = idle
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"threads must be a whole number >= 1, got {threads!r}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+__all__ = ["configure_threads", "idle_cores", "resolve_device", "threads_from_env"]
