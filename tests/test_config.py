@@ -118,3 +118,67 @@ def test_override_can_switch_on_an_optional_section():
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="unknown grokking preset 'nope'"):
         preset("nope")
+
+
+def _config_classes():
+    import dataclasses
+    import typing
+
+    from interp.config import is_config
+    from interp.config.catalog import RUNS, STUDIES
+
+    seen, todo = [], [e.config_class() for e in (*RUNS.values(), *STUDIES.values())]
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.append(cls)
+        for hint in typing.get_type_hints(cls).values():
+            args = typing.get_args(typing.get_args(hint)[0]) if typing.get_args(hint) else ()
+            for tp in (hint, *typing.get_args(hint), *args):
+                if is_config(tp) and tp not in seen:
+                    todo.append(tp)
+        assert dataclasses.is_dataclass(cls)
+    return seen
+
+
+def test_every_config_field_has_help_text():
+    import dataclasses
+
+    classes = _config_classes()
+    names = {c.__name__ for c in classes}
+    assert {"GrokkingConfig", "TrainConfig", "GrokfastConfig", "TransformerConfig", "MLPConfig",
+            "ModularConfig", "TicketSpec", "SuiteSpec", "GridSpec", "CorpusConfig",
+            "TokenizerConfig", "EvalConfig"} <= names  # fmt: skip
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            info = f.default
+            assert getattr(info, "description", None), f"{cls.__name__}.{f.name} has no help"
+
+
+@pytest.mark.parametrize("experiment", ["grokking", "induction", "repeated-data"])
+def test_every_run_preset_round_trips_and_describes_itself(experiment):
+    from interp.config import describe
+    from interp.config.catalog import run_entry
+
+    entry = run_entry(experiment)
+    cls = entry.config_class()
+    for name, cfg in entry.preset_table().items():
+        back = from_dict(cls, json.loads(json.dumps(to_dict(cfg))))
+        assert back == cfg, name
+        keys = describe(cfg)
+        assert len({k.key for k in keys}) == len(keys) and all(k.help for k in keys), name
+
+
+def test_a_choice_field_is_a_literal_checked_once():
+    with pytest.raises(ConfigError) as info:
+        from_dict(GrokkingConfig, {"train": {"loss_dtype": "float16"}})
+    assert str(info.value) == (
+        "train.loss_dtype must be one of 'float32' or 'float64', got 'float16'"
+    )
+    with pytest.raises(ConfigError, match="model.kind must be one of"):
+        from_dict(GrokkingConfig, {"model": {"kind": "cnn"}})
+    with pytest.raises(ConfigError, match="must be an integer, got True"):
+        from_dict(GrokkingConfig, {"seed": True})  # strict: no bool for an int
+    with pytest.raises(ConfigError, match="must be an integer, got '3'"):
+        from_dict(GrokkingConfig, {"seed": "3"})  # nor a string

@@ -3,7 +3,6 @@ with standard errors, effective sizes, and an interrupted grid resumed."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 
@@ -24,7 +23,6 @@ from interp.experiments.repeated_grid import (
     paired_differences,
     results_table,
     run_config,
-    run_grid,
 )
 from interp.training.rundir import RunStore, open_run
 from interp.viz.repeated import (
@@ -277,12 +275,6 @@ def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):
                   "--report-only"],
         )  # fmt: skip
         assert r.exit_code == 2 and msg in r.output, r.output
-
-
-@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")
-def test_ray_backend_without_ray_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="pip install 'memgen-interp\\[ray\\]'"):
-        run_grid(GRIDS["tiny"], tmp_path, backend="ray")
 
 
 @pytest.mark.parametrize("name", sorted(GRIDS))

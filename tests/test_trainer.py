@@ -386,3 +386,29 @@ def test_summary_thresholds():
     ]
     s = summarize(rows)
     assert (s["t_mem"], s["t_gen"], s["t_gen_over_t_mem"]) == (10, 50, 5.0)
+
+
+def test_a_busy_machine_gets_its_idle_cores_with_a_warning(monkeypatch):
+    import warnings
+
+    from interp.config import ConfigError
+    from interp.training import device
+
+    monkeypatch.delenv("INTERP_THREADS", raising=False)
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(device, "busy_cores", lambda seconds=0.2: 1.3)  # another job on a core
+    try:
+        torch.set_num_threads(2)
+        with pytest.warns(UserWarning, match=r"busy .* training with 1 torch thread; --threads"):
+            assert device.configure_threads(None) == 1
+        monkeypatch.setattr(device, "busy_cores", lambda seconds=0.2: 0.1)  # a quiet machine
+        torch.set_num_threads(2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert device.configure_threads(None) == 2
+            assert device.configure_threads(1) == 1  # an explicit count is never second-guessed
+        monkeypatch.setenv("INTERP_THREADS", "abc")
+        with pytest.raises(ConfigError, match="INTERP_THREADS must be a whole number, got 'abc'"):
+            device.configure_threads(None)
+    finally:
+        torch.set_num_threads(1)

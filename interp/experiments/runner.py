@@ -372,19 +372,10 @@ def finished_keys(jobs: Sequence[Job], out: Path) -> list[str]:
     :func:`execute` then finishes in place without training."""
     from interp.training.rundir import RunStore
 
-    return [
-        j.key for j in jobs if RunStore(out / j.key).is_done() or is_legacy_finished(out / j.key)
-    ]
+    def finished(store: RunStore) -> bool:
+        return store.is_done() or store.is_legacy_finished()
 
-
-def is_legacy_finished(path: Path) -> bool:
-    """A run directory of version 0.1.0 (no ``DONE`` marker then) with its summary."""
-    from interp.training.rundir import RunStore
-
-    store = RunStore(path)
-    if store.is_done() or not store.summary_path.exists() or not store.exists():
-        return False
-    return read_json(store.config_path).get("interp_version") == "0.1.0"
+    return [j.key for j in jobs if finished(RunStore(out / j.key))]
 
 
 def run_study(

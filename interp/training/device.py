@@ -3,13 +3,15 @@
 Small models on a small machine suffer badly from oversubscription: one
 2-thread run beside another busy process runs many times slower. So when
 neither ``--threads`` nor ``$INTERP_THREADS`` says otherwise and the machine
-is already busy (its 1-minute load average is at least one core's worth),
-a run takes the cores that are idle (at least 1) and says so.
+is already busy (other processes keep a core or more busy, sampled from
+``/proc/stat`` for 0.2 s), a run takes the cores that are idle (at least 1)
+and says so.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from typing import TYPE_CHECKING
 
@@ -47,14 +49,38 @@ def threads_from_env() -> int | None:
         raise ConfigError(f"INTERP_THREADS must be a whole number, got {env!r}") from None
 
 
-def idle_cores() -> tuple[int, float, int]:
-    """(cores not busy, 1-minute load average, cores) of this machine."""
-    cores = os.cpu_count() or 1
+def busy_cores(seconds: float = 0.2) -> float | None:
+    """How many cores other processes keep busy, sampled from ``/proc/stat``
+    over ``seconds`` (this process sleeps meanwhile); None where there is no
+    ``/proc/stat``."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
     try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # not on every platform
-        return cores, 0.0, cores
-    return max(1, cores - int(load + 0.5)), load, cores
+        busy0, total0 = sample()
+        time.sleep(seconds)
+        busy1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def idle_cores() -> tuple[int, float, int]:
+    """(cores not busy with other work, cores busy, cores) of this machine."""
+    cores = os.cpu_count() or 1
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (OSError, AttributeError):  # not on every platform
+            busy = 0.0
+    return max(1, cores - round(busy)), busy, cores
 
 
 def configure_threads(threads: int | None) -> int:
@@ -66,10 +92,10 @@ def configure_threads(threads: int | None) -> int:
     if threads is None:
         threads = threads_from_env()
     if threads is None:
-        idle, load, cores = idle_cores()
+        idle, busy, cores = idle_cores()
         if idle < torch.get_num_threads():
             warnings.warn(
-                f"this machine is busy (load {load:.1f} on {cores} cores): training with "
+                f"this machine is busy (other work on {busy:.1f} of {cores} cores): training with "
                 f"{idle} torch thread{'s' if idle > 1 else ''}; --threads N (or INTERP_THREADS) "
                 "chooses",
                 stacklevel=2,

@@ -201,6 +201,15 @@ class RunStore:
             },
         )
 
+    def is_legacy_finished(self) -> bool:
+        """A run written by version 0.1.0, before ``DONE`` existed, that has its
+        ``summary.json`` (then the end-of-run marker): finished, though an
+        experiment may still add the measurements that version did not take
+        (``Experiment.train`` does, training nothing)."""
+        if self.is_done() or not self.summary_path.exists() or not self.exists():
+            return False
+        return self.read_config().get("interp_version") == "0.1.0"
+
     def clear_done(self) -> None:
         """Remove ``DONE`` before a finished run is changed again."""
         self.done_path.unlink(missing_ok=True)
@@ -362,7 +371,9 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return self.store.is_done()
+        """Every measurement of the run is written (``DONE``; for a run of
+        version 0.1.0, its ``summary.json``)."""
+        return self.store.is_done() or self.store.is_legacy_finished()
 
     def model_config(self) -> Any:
         return self.config.model
