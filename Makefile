@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-fast lint clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ TEST_JOBS ?= 2
 
 test: install lint
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS)
+
+# everything but the tests marked slow (real presets, notebooks, worker processes, Ray)
+test-fast: install lint
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

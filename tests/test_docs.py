@@ -1,6 +1,6 @@
-"""The README and docs/*.md link only to files that exist, and to headings
-that exist (GitHub's anchor rule), so moving text between them cannot leave
-a dead link behind."""
+"""The README and the pages under docs/ link only to files that exist, and to
+headings that exist (GitHub's anchor rule), so moving text between them cannot
+leave a dead link behind; the README stays a short page for users."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -54,3 +54,40 @@ def test_relative_links_resolve(page):
         elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
             dead.append(target)
     assert not dead, f"{page.name}: dead links {dead}"
+
+
+def test_readme_is_short_and_starts_with_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 300
+    quick = text[text.index("## Quick start") :]
+    assert quick.index("make demo") < quick.index("make test") < quick.index("\n## ", 5)
+
+
+def test_every_cli_command_is_in_the_readme():
+    import typer
+
+    from interp.cli import app
+
+    text = (ROOT / "README.md").read_text()
+
+    def walk(cmd, prefix: str) -> list[str]:
+        if hasattr(cmd, "commands"):  # a group
+            return [n for name, sub in cmd.commands.items() for n in walk(sub, f"{prefix} {name}")]
+        return [prefix]
+
+    commands = walk(typer.main.get_command(app), "interp")
+    assert len(commands) >= 15
+    missing = [c for c in commands if f"`{c}" not in text]
+    assert not missing, f"README lacks {missing}"
+
+
+def test_no_dated_results_in_docstrings_or_help():
+    """Results and their dates live in docs/experiments/, not in the code."""
+    code = ROOT / "interp"
+    dated = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in code.rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"20[2-3][0-9]-[01][0-9]-[0-3][0-9]|\bREADME\b(?!\.md)", line)
+    ]
+    assert not dated, dated

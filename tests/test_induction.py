@@ -55,6 +55,7 @@ def quick_runs(tmp_path_factory):
     return root / "two", root / "one", two.summary, one.summary
 
 
+@pytest.mark.slow
 def test_induction_heads_form_when_in_context_learning_improves(quick_runs):
     two, _, summary, _ = quick_runs
     run = open_run(two)
@@ -73,6 +74,7 @@ def test_induction_heads_form_when_in_context_learning_improves(quick_runs):
     assert int(last.loc[last.value.idxmax(), "layer"]) == 1
 
 
+@pytest.mark.slow
 def test_one_layer_control_forms_no_induction_head(quick_runs):
     _, one, summary_two, summary_one = quick_runs
     scores = induction_scores(open_run(one).load())

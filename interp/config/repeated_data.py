@@ -233,7 +233,7 @@ class GridSpec:
 
 
 GRIDS: dict[str, GridSpec] = {
-    # the quick look (15 min at --jobs 2): seed 0, no unique-only controls
+    # the quick look: one seed, no unique-only controls
     "cpu-quick": GridSpec(
         base="cpu-copy-text",
         sizes=("xs",),
@@ -252,7 +252,7 @@ GRIDS: dict[str, GridSpec] = {
         key_epochs=(100,),
         key_seeds=(0, 1, 2),
     ),
-    # the self-quoting Python corpus, xs and s, f 0.1 and 0.5; ~12 h at --jobs 2
+    # the self-quoting Python corpus, xs and s, f 0.1 and 0.5 (docs: its wall time)
     "cpu-full": GridSpec(
         base="cpu-copy-text",
         sizes=("xs", "s"),

@@ -245,7 +245,8 @@ def markov_copy_stream(
     bigram statistics, learned in the weights. With a vocabulary much larger
     than the context (e.g. 4096 vs 256, as for BPE text) a token rarely recurs
     by chance, so matching one token locates the quote. Small models form
-    induction heads on it within CPU minutes (see the README).
+    induction heads on it within CPU minutes
+    (docs/experiments/repeated_data.md).
     """
     _check_quoting(doc_len, quote, span)
     if contexts < 1 or concentration <= 0:

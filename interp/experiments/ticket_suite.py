@@ -465,9 +465,9 @@ def across_seeds(table: pd.DataFrame, checks: Sequence[dict[str, Any]]) -> pd.Da
     frequencies are all among dense's (``keys_in_dense``, "k/n"), and for the
     required checks on that run how many seeds pass.
 
-    Single runs decide little when t_gen is sensitive to the init (docs/tickets.md:
-    a 1.7% change of init scale moved a norm-matched control's t_gen 2×);
-    this is the distribution-level view of the same runs.
+    Single runs decide little when t_gen is sensitive to the init (measured
+    in docs/experiments/tickets.md); this is the distribution-level view of
+    the same runs.
     """
     passes = _tally(checks)
     rows = []

@@ -75,12 +75,8 @@ def torch_default_init(model: torch.nn.Module, seed: int) -> None:
     """Re-draw the weights as plain PyTorch modules would initialise them:
     embeddings (``*embed.weight``, not the unembedding) ~ N(0, 1) like
     ``nn.Embedding``; every other matrix and its bias ~ U(±1/√fan_in) like
-    ``nn.Linear``: embeddings 10× larger than TL's ~N(0, 0.1²). With it the
-    ``cpu-quick-transformer`` model memorises but does not grok within 8,000
-    steps (seeds 0, 1), nor a plain-PyTorch copy within 4,000 (seeds 0–2,
-    ``benchmarks/plain_grokking.py --embed-std 1``), so it is not the init of
-    the reference probes in ``shared/reference``, which grokked in 1,070–1,890
-    steps. Seeded by
+    ``nn.Linear``: embeddings 10× larger than TL's ~N(0, 0.1²) (what that does
+    to grokking is measured in docs/experiments/tickets.md). Seeded by
     ``seed``; the global RNG is untouched.
     """
     from interp.models import named_weights
