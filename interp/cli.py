@@ -176,13 +176,14 @@ def _train_command(name: str) -> Callable[..., None]:
         result = exp.train(cfg, run_dir, device=device, threads=threads, quiet=quiet)
         _echo_result(result, run_dir, t0, exp.format_summary)
 
-    command.__doc__ = f"Train a {name} run: {entry.help}."
+    command.__doc__ = f"Train one {name} run: {entry.help}."
     return command
 
 
-for _name in ("grokking", "induction", "repeated-data"):
-    _cls = type(f"{_name}Keys", (ConfigKeysCommand,), {"experiment": _name})
-    train_app.command(_name, cls=_cls)(_train_command(_name))
+for _name, _entry in RUNS.items():  # every run experiment with presets (tickets: below)
+    if _entry.preset_table():
+        _cls = type(f"{_name}Keys", (ConfigKeysCommand,), {"experiment": _name})
+        train_app.command(_name, cls=_cls)(_train_command(_name))
 
 
 @train_app.command("tickets")

@@ -364,7 +364,7 @@ def write_report(out: Path, table: pd.DataFrame, missing: int = 0) -> Path:
         measures_vs_epochs,
         training_curves_by_run,
     )
-    from interp.viz.report import Page, write_page
+    from interp.viz.report import Page, frame_html, write_page
 
     agg = aggregate(table)
     figs = [
@@ -386,9 +386,7 @@ def write_report(out: Path, table: pd.DataFrame, missing: int = 0) -> Path:
         "the seeds that have both). Every column is in results.csv / results.json.</p>"
     )
     cols = [c for c in REPORT_COLUMNS if c in agg]
-    body = "<h2>Means over seeds</h2>" + agg[cols].to_html(
-        index=False, na_rep="–", float_format=lambda v: f"{v:.4g}"
-    )
+    body = "<h2>Means over seeds</h2>" + frame_html(agg[cols], digits=4)
     page = Page("Repeated data", figs, intro_html=intro, extra_body=body)
     return write_page(page, Path(out) / "report.html")
 

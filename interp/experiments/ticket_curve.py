@@ -118,15 +118,13 @@ class TicketCurve(Study):
         }
 
     def report(self, out: Path, result: Mapping[str, Any]) -> Path:
-        from interp.viz.report import Page, write_page
+        from interp.viz.report import Page, frame_html, write_page
         from interp.viz.tickets import mask_step_figure
 
         df = pd.DataFrame(result["rows"])
         figs = [mask_step_figure(df, result["t_mem"], result["t_gen"])] if len(df) else []
-        table = df.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.3g}")
-        return write_page(
-            Page("Tickets from each checkpoint", figs, extra_body=table), out / "report.html"
-        )
+        page = Page("Tickets from each checkpoint", figs, extra_body=frame_html(df))
+        return write_page(page, out / "report.html")
 
     def log_line(self, job: Job, res: JobResult) -> str:
         s = res.summary

@@ -104,15 +104,13 @@ class TicketRegimes(Study):
         return {"rows": regime_rows(table)}
 
     def report(self, out: Path, result: Mapping[str, Any]) -> Path:
-        from interp.viz.report import Page, write_page
+        from interp.viz.report import Page, frame_html, write_page
         from interp.viz.tickets import regime_figure
 
         df = pd.DataFrame(result["rows"])
         figs = [regime_figure(df)] if len(df) else []
-        table = df.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.3g}")
-        return write_page(
-            Page("Ticket speedup vs grokking delay", figs, extra_body=table), out / "report.html"
-        )
+        page = Page("Ticket speedup vs grokking delay", figs, extra_body=frame_html(df))
+        return write_page(page, out / "report.html")
 
     def log_line(self, job: Job, res: JobResult) -> str:
         s = res.summary

@@ -252,7 +252,7 @@ def write_suite_report(out: str | Path, result: Mapping[str, Any]) -> Path:
     bars and the rate sweep, then the verdict lists and every row."""
     import html
 
-    from interp.viz.report import Page, write_page
+    from interp.viz.report import Page, frame_html, write_page
     from interp.viz.tickets import accuracy_curves, rate_sweep, speedup_bars
 
     table = pd.DataFrame(result["rows"])
@@ -294,9 +294,7 @@ def write_suite_report(out: str | Path, result: Mapping[str, Any]) -> Path:
     body = "".join(
         f"<h2>{html.escape(name)}</h2><ul>{items(cs)}</ul>" for name, _, cs in sections if cs
     )
-    body += "<h2>All runs</h2>" + shown.to_html(
-        index=False, na_rep="–", float_format=lambda v: f"{v:.3g}"
-    )
+    body += "<h2>All runs</h2>" + frame_html(shown)
     page = Page("Grokking tickets", figs, intro_html=intro, extra_body=body)
     return write_page(page, Path(out) / "report.html")
 

@@ -59,6 +59,12 @@ def table_html(rows: dict[str, Any]) -> str:
     return f"<table>{cells}</table>"
 
 
+def frame_html(df: Any, digits: int = 3) -> str:
+    """A data frame as an HTML table: floats to ``digits`` significant digits,
+    missing values as an en dash; pandas escapes every cell."""
+    return df.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.{digits}g}")
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
