@@ -9,6 +9,7 @@ other exception is a bug and keeps its traceback.
 
 import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -21,20 +22,62 @@ from typer.core import TyperCommand
 from interp.config.catalog import RUNS, STUDIES, run_entry, study_entry
 from interp.config.core import UserError
 
+#: file-system errors a user causes (a path that is wrong, or not theirs to write)
+USER_OS_ERRORS = (
+    PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError,
+)  # fmt: skip
+
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The CLI's error boundary: a :class:`UserError` becomes ``error: …`` on
-    stderr and exit status 2; everything else propagates with its traceback."""
+    """The CLI's error boundary. A :class:`UserError`, an error of the file
+    system or the operating system, a device error and running out of memory
+    become one line, ``error: …``, naming the path or setting, with exit
+    status 2 when the user caused it (a bad value or path, a model too large)
+    and 1 otherwise (a full disk, a failing device). Anything else is a bug
+    and keeps its traceback. (What a failed start of a run wrote is removed
+    where it is written: :func:`interp.training.rundir.writing`.)"""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            _fail(str(exc), 2)
+        except OSError as exc:
+            _fail(os_error_text(exc), 2 if isinstance(exc, USER_OS_ERRORS) else 1)
+        except MemoryError:
+            _fail(OUT_OF_MEMORY, 2)
+        except RuntimeError as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if type(exc).__name__ == "OutOfMemoryError" or re.search(
+                r"out of memory|can't allocate memory", str(exc), re.I
+            ):
+                _fail(f"{OUT_OF_MEMORY} ({text})", 2)
+            if re.search(r"\bCUDA\b|\bcuDNN\b|\bdevice-side\b", str(exc)):
+                _fail(f"device error: {text}", 1)
+            raise
 
     return wrapper
+
+
+OUT_OF_MEMORY = (
+    "out of memory: the model or batch is too large for this machine "
+    "(make model.d_model, model.d_mlp, model.n_layers or train.batch_size smaller)"
+)
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=code)
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OSError as one line naming its path(s): ``permission denied: runs/x``."""
+    if exc.filename is None:
+        return str(exc)
+    what = (exc.strerror or type(exc).__name__).lower()
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+    return f"{what}: {where}"
 
 
 def _typer(help_text: str) -> typer.Typer:
@@ -136,12 +179,36 @@ def _text(value: Any) -> str:
 
 
 # ------------------------------------------------------------------- train
+def _check_output(out: Path | None) -> None:
+    """An output file's directory must exist and the name must not be a directory."""
+    from interp.config.core import InputError
+
+    if out is None:
+        return
+    if out.is_dir():
+        raise InputError(f"{out} is a directory; give a file name, e.g. {out / 'out.html'}")
+    if not out.parent.is_dir():
+        raise InputError(f"{out}: the directory {out.parent} does not exist")
+
+
 def _echo_result(result: Any, run_dir: Path, t0: float, formatter: Callable[[Any], str]) -> None:
     """Print where a finished training run is, how long it took, and its summary."""
     if result.resumed_from is not None:
         typer.echo(f"resumed from step {result.resumed_from}")
     typer.echo(f"run: {run_dir}  ({time.perf_counter() - t0:.1f} s)")
     typer.echo(formatter(result.summary))
+
+
+def _fail_if_diverged(summary: dict[str, Any], run_dir: Path) -> None:
+    """Exit 1 when the run stopped because its training loss was not finite."""
+    if summary.get("diverged_at") is not None:
+        _fail(
+            f"{run_dir} diverged: the training loss became {summary.get('diverged_loss')} at "
+            f"step {summary['diverged_at']}, so the run stopped at step {summary['steps']} "
+            "(a smaller train.lr, or train.grad_clip, may help; --set "
+            "train.on_nonfinite=continue trains on)",
+            1,
+        )
 
 
 def _train_command(name: str) -> Callable[..., None]:
@@ -175,6 +242,7 @@ def _train_command(name: str) -> Callable[..., None]:
         t0 = time.perf_counter()
         result = exp.train(cfg, run_dir, device=device, threads=threads, quiet=quiet)
         _echo_result(result, run_dir, t0, exp.format_summary)
+        _fail_if_diverged(result.summary, run_dir)
 
     command.__doc__ = f"Train one {name} run: {entry.help}."
     return command
@@ -222,6 +290,7 @@ def train_tickets(
     t0 = time.perf_counter()
     result = tickets.run(cfg, str(run_dir), device=device, threads=threads, quiet=quiet)
     _echo_result(result, run_dir, t0, tickets.format_summary)
+    _fail_if_diverged(result.summary, run_dir)
 
 
 # --------------------------------------------------------------- analysis
@@ -248,14 +317,15 @@ def sweep(
     head_ablation_losses, icl_score, induction_scores, prefix_matching_scores,
     prev_token_scores."""
     from interp.experiments.sweeping import sweep_run
+    from interp.training.files import atomic_write_text
 
+    _check_output(out)
     df = sweep_run(run_dir, analyzer, step, jobs=jobs, refresh=refresh)
     if out is None:
         typer.echo(df.to_csv(index=False))
-    elif out.suffix == ".json":
-        out.write_text(df.to_json(orient="records"))
     else:
-        df.to_csv(out, index=False)
+        text = df.to_json(orient="records") if out.suffix == ".json" else df.to_csv(index=False)
+        atomic_write_text(out, text)
 
 
 @app.command()
@@ -653,7 +723,7 @@ def parse_token_text(text: str, d_vocab: int) -> list[int]:
         raise ConfigError("--text is empty")
     ids = []
     for p in parts:
-        if not p.lstrip("-").isdigit():
+        if not re.fullmatch(r"-?[0-9]+", p):
             raise ConfigError(
                 f"--text token {p!r} is not an integer id; this model has no tokenizer, so "
                 "give token ids, e.g. --text '3 17 42 3 17'"
@@ -684,6 +754,7 @@ def viz_attention(
     from interp.training.rundir import open_run
     from interp.viz.circuits import write_attention_html
 
+    _check_output(out)
     run = open_run(run_dir)
     model = run.load(step)
     if not hasattr(model, "cfg") or not hasattr(model.cfg, "n_heads"):

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -37,12 +38,18 @@ def per_token_loss(
     *,
     memo: dict[Any, Any] | None = None,
 ) -> Float[Tensor, "batch seq_minus_1"]:
-    """Cross-entropy of predicting token i+1 from positions ≤ i."""
+    """Cross-entropy of predicting token i+1 from positions ≤ i; NaN where
+    token i+1 is not one the model can output (an input-only token, e.g. the
+    ``=`` of the grokking models, whose outputs are the p residues)."""
     logits = run_cache(model, tokens, memo)["logits"].double()  # validates the probe
     targets = tokens[:, 1:].to(logits.device)
-    return F.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
-    ).reshape(targets.shape)
+    n_out = logits.shape[-1]
+    valid = targets < n_out
+    loss = F.cross_entropy(
+        logits[:, :-1].reshape(-1, n_out), targets.clamp(max=n_out - 1).reshape(-1),
+        reduction="none",
+    ).reshape(targets.shape)  # fmt: skip
+    return torch.where(valid, loss, torch.full_like(loss, math.nan))
 
 
 def icl_score(

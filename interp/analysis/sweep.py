@@ -29,6 +29,7 @@ import functools
 import hashlib
 import inspect
 import json
+import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from interp.analysis.fingerprint import Unstable, fingerprint
 from interp.config.core import InputError
-from interp.training.files import atomic_write_json
+from interp.training.files import CorruptCheckpointError, atomic_write_json, cache_dir, writable
 from interp.training.rundir import Run, open_run
 
 if TYPE_CHECKING:
@@ -66,9 +67,15 @@ def _accepts(fn: Analyzer, name: str) -> bool:
 
 
 def _row(step: int, metric: str, value: float, **where: int | None) -> dict[str, Any]:
-    return {"step": step, "layer": where.get("layer"), "head": where.get("head"),
-            "source_layer": where.get("source_layer"), "source_head": where.get("source_head"),
-            "metric": metric, "value": value}  # fmt: skip
+    return {
+        "step": step,
+        "layer": where.get("layer"),
+        "head": where.get("head"),
+        "source_layer": where.get("source_layer"),
+        "source_head": where.get("source_head"),
+        "metric": metric,
+        "value": value,
+    }
 
 
 def to_rows(step: int, name: str, result: Any) -> list[dict[str, Any]]:
@@ -84,8 +91,17 @@ def to_rows(step: int, name: str, result: Any) -> list[dict[str, Any]]:
         elif t.ndim == 4:  # [source layer, source head, layer, head]
             for l1, h1, l2, h2 in torch.nonzero(torch.ones_like(t, dtype=torch.bool)).tolist():
                 if l2 > l1:
-                    rows.append(_row(step, metric, float(t[l1, h1, l2, h2]), layer=l2, head=h2,
-                                     source_layer=l1, source_head=h1))  # fmt: skip
+                    rows.append(
+                        _row(
+                            step,
+                            metric,
+                            float(t[l1, h1, l2, h2]),
+                            layer=l2,
+                            head=h2,
+                            source_layer=l1,
+                            source_head=h1,
+                        )
+                    )
         elif t.ndim == 2:
             for layer in range(t.shape[0]):
                 for head in range(t.shape[1]):
@@ -125,10 +141,20 @@ def cache_key(fn: Analyzer, run: Run) -> str | None:
     return f"{key}|{token}"
 
 
-def _cache_path(run: Run, name: str, step: int, key: str) -> Path:
+def cache_roots(run: Run) -> list[Path]:
+    """Where ``run``'s analysis cache lives: ``RUN_DIR/analysis``, and, for a
+    run directory this user cannot write (read-only, shared), a folder of the
+    user's cache directory keyed by the run's path, written instead."""
+    own = run.path / "analysis"
+    digest = hashlib.sha256(str(run.path.resolve()).encode()).hexdigest()[:16]
+    user = cache_dir() / "analysis" / f"{run.path.name}-{digest}"
+    return [own, user] if writable(own) else [user, own]
+
+
+def _cache_path(root: Path, run: Run, name: str, step: int, key: str) -> Path:
     digest = hashlib.sha256(f"{name}|{key}|{run.sha(step)}".encode()).hexdigest()[:24]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
-    return run.path / "analysis" / safe / f"step_{step:08d}_{digest}.json"
+    return root / safe / f"step_{step:08d}_{digest}.json"
 
 
 def _read_cached(path: Path) -> list[dict[str, Any]] | None:
@@ -175,32 +201,92 @@ def sweep(
         )
     names = [analyzer_name(fn) for fn in analyzers]
     keys = [cache_key(fn, run) if cache else None for fn in analyzers]
+    write_root, *read_roots = cache_roots(run)
     rows: list[dict[str, Any]] = []
+    corrupt: list[int] = []
     for step in wanted:
-        model = None
-        memo: dict[Any, Any] = {}  # shared forward passes of this checkpoint
-        for fn, name, key in zip(analyzers, names, keys, strict=True):
-            path = _cache_path(run, name, step, key) if key is not None else None
-            if path is not None and cache is True and path.exists():
-                cached = _read_cached(path)
-                if cached is not None:
-                    rows.extend(cached)
-                    continue
-            if model is None:
-                model = run.load(step, device=device)
-            kwargs: dict[str, Any] = {}
-            if _accepts(fn, "run"):
-                kwargs["run"] = run
-            if _accepts(fn, "memo"):
-                kwargs["memo"] = memo
-            new = to_rows(step, name, fn(model, **kwargs))
-            if path is not None:
-                atomic_write_json(path, new)
-            rows.extend(new)
-    df = pd.DataFrame(rows, columns=COLUMNS)
+        try:
+            new = _step_rows(
+                run, step, analyzers, names, keys, cache, write_root, read_roots, device
+            )
+        except CorruptCheckpointError as exc:
+            warnings.warn(f"sweep skips step {step}: {exc}", stacklevel=2)
+            corrupt.append(step)
+            continue
+        rows.extend(new)
+    rows.extend(_gap_rows(rows, corrupt))
+    df = pd.DataFrame(rows, columns=COLUMNS).sort_values("step", kind="stable")
     for col in ("layer", "head", "source_layer", "source_head"):
         df[col] = df[col].astype("Int64")
+    df = df.reset_index(drop=True)
+    df.attrs["corrupt_steps"] = corrupt
     return df
+
+
+def _step_rows(
+    run: Run,
+    step: int,
+    analyzers: Sequence[Analyzer],
+    names: Sequence[str],
+    keys: Sequence[str | None],
+    cache: CacheMode,
+    write_root: Path,
+    read_roots: Sequence[Path],
+    device: str | torch.device,
+) -> list[dict[str, Any]]:
+    """Every analyzer's rows at one checkpoint, from the cache or computed
+    (the checkpoint is loaded once, and only when something is computed)."""
+    rows: list[dict[str, Any]] = []
+    model = None
+    memo: dict[Any, Any] = {}  # shared forward passes of this checkpoint
+    for fn, name, key in zip(analyzers, names, keys, strict=True):
+        path = _cache_path(write_root, run, name, step, key) if key is not None else None
+        if path is not None and cache is True:
+            cached = next(
+                (
+                    c
+                    for root in (write_root, *read_roots)
+                    if (c := _read_cached(_cache_path(root, run, name, step, key))) is not None
+                ),
+                None,
+            )
+            if cached is not None:
+                rows.extend(cached)
+                continue
+        if model is None:
+            model = run.load(step, device=device)
+        kwargs: dict[str, Any] = {}
+        if _accepts(fn, "run"):
+            kwargs["run"] = run
+        if _accepts(fn, "memo"):
+            kwargs["memo"] = memo
+        new = to_rows(step, name, fn(model, **kwargs))
+        if path is not None:
+            atomic_write_json(path, new)
+        rows.extend(new)
+    return rows
+
+
+def _gap_rows(rows: Sequence[dict[str, Any]], corrupt: Sequence[int]) -> list[dict[str, Any]]:
+    """For each skipped (corrupt) checkpoint, a row with value NaN for every
+    metric (and head) the other checkpoints have: the gap shows in the table,
+    and lines in figures break there."""
+    where = {
+        (r["metric"], r["layer"], r["head"], r["source_layer"], r["source_head"]) for r in rows
+    }
+    return [
+        {
+            "step": s,
+            "metric": m,
+            "layer": la,
+            "head": h,
+            "source_layer": sl,
+            "source_head": sh,
+            "value": math.nan,
+        }
+        for s in corrupt
+        for (m, la, h, sl, sh) in sorted(where, key=str)
+    ]
 
 
 __all__ = ["COLUMNS", "Analyzer", "analyzer_name", "cache_key", "sweep", "to_rows"]

@@ -68,6 +68,10 @@ class TrainConfig:
         "train with fused SDPA attention on layers no hook listens to (speed; "
         "interp.models.fused_attention)",
     )
+    on_nonfinite: Literal["stop", "continue"] = setting(
+        "stop", "when the training loss is NaN or infinite: stop the run before that update "
+        "(its last finite state is kept), or continue",
+    )  # fmt: skip
     readout_only: bool = setting(
         False,
         "classification: compute the last layer only at the read-out position "

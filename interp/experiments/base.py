@@ -25,7 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from interp.config.catalog import run_entry
 from interp.experiments.common import format_fields, pick_preset, prepare_run
+from interp.models.size import check_fits
+from interp.training.device import configure_threads, resolve_device
 from interp.training.metrics import final_metrics
+from interp.training.rundir import writing
 from interp.training.trainer import TrainResult, check_task, train
 
 if TYPE_CHECKING:
@@ -102,30 +105,32 @@ class Experiment:
         quiet: bool = False,
         stop_after_step: int | None = None,
     ) -> TrainResult:
-        """Train (or resume, or return the finished) run of ``cfg`` in ``run_dir``."""
+        """Train (or resume, or return the finished) run of ``cfg`` in ``run_dir``.
+
+        Everything that can be checked is checked before the directory is
+        touched (config, device, memory); the directory is then held with its
+        lock (a second writer is refused), and a start that fails before its
+        first checkpoint leaves nothing behind."""
         cfg = cfg.resolve()
-        self.check(cfg)  # before the run directory exists
-        store, dev = prepare_run(self.name, cfg, str(run_dir), device, threads)
-        if store.is_done():
-            return self._finished(store, dev)
-        setup = self.build(cfg, store, dev, quiet)
-        result = train(
-            setup.model,
-            setup.task,
-            cfg.train,
-            store,
-            cfg.seed,
-            masks=setup.masks,
-            device=dev,
-            quiet=quiet,
-            stop_after_step=stop_after_step,
-        )
-        if result.complete:
-            summary = {**self.summarize(cfg, setup, result), **setup.extra}
-            store.write_summary(summary)
-            store.mark_done()  # last: every measurement of the run is written
-            result.summary = summary
-        return result
+        dev = resolve_device(device)
+        self.check(cfg)
+        check_fits(cfg.model, dev)
+        n_threads = configure_threads(threads)
+        with writing(run_dir) as store:
+            prepare_run(self.name, cfg, store, dev, n_threads)
+            if store.is_done():
+                return self._finished(store, dev)
+            setup = self.build(cfg, store, dev, quiet)
+            result = train(
+                setup.model, setup.task, cfg.train, store, cfg.seed, masks=setup.masks,
+                device=dev, quiet=quiet, stop_after_step=stop_after_step,
+            )  # fmt: skip
+            if result.complete:
+                summary = {**self.summarize(cfg, setup, result), **setup.extra}
+                store.write_summary(summary)
+                store.mark_done()  # last: every measurement of the run is written
+                result.summary = summary
+            return result
 
     def check(self, cfg: Any) -> None:
         """Raise a ConfigError for a config the task cannot train on."""
@@ -158,10 +163,21 @@ class Experiment:
         raise NotImplementedError(f"no report for experiment {self.name!r}")
 
     def write_report(self, run: Run) -> Path:
-        """Write ``RUN_DIR/report.html`` (offline) and return its path."""
+        """Write ``RUN_DIR/report.html`` (offline) and return its path; for a
+        run directory this user cannot write (read-only, shared), the page goes
+        to the user's cache directory instead (the path says where)."""
+        import hashlib
+        import warnings
+
+        from interp.training.files import cache_dir, writable
         from interp.viz.report import write_page
 
-        return write_page(self.report(run), run.path / "report.html")
+        path = run.path / "report.html"
+        if not writable(run.path):
+            digest = hashlib.sha256(str(run.path.resolve()).encode()).hexdigest()[:16]
+            path = cache_dir() / "reports" / f"{run.path.name}-{digest}" / "report.html"
+            warnings.warn(f"{run.path} is not writable: the report goes to {path}", stacklevel=2)
+        return write_page(self.report(run), path)
 
     def format_summary(self, summary: Mapping[str, Any]) -> str:
         """The summary fields a user looks at first, one per line."""

@@ -14,25 +14,22 @@ import torch
 
 from interp.config.catalog import canonical
 from interp.config.core import ConfigError, apply_overrides, from_dict, to_dict
-from interp.training.device import configure_threads, resolve_device
 from interp.training.files import atomic_write_json
 from interp.training.rundir import RunStore
 
 
 def prepare_run(
-    experiment: str, cfg: Any, run_dir: str, device: str, threads: int | None
-) -> tuple[RunStore, torch.device]:
-    """Resolve the device and thread count, then create ``run_dir`` for ``cfg``
-    or accept it when it already holds this config (a resume).
+    experiment: str, cfg: Any, store: RunStore, dev: torch.device, n_threads: int
+) -> None:
+    """Create the run directory's ``config.json`` for ``cfg``, or accept it when
+    it already holds this config (a resume); the caller holds the directory's
+    lock (:func:`interp.training.rundir.writing`).
 
-    Raises before anything is written when the device is unavailable or the
-    directory holds another config. Warns when a resume uses another thread
-    count, device or CPU (model or SIMD level) than the run started with:
-    bit-identity with an uninterrupted run holds only for the same ones.
+    Raises when the directory holds another config. Warns when a resume uses
+    another thread count, device or CPU (model or SIMD level) than the run
+    started with: bit-identity with an uninterrupted run holds only for the
+    same ones.
     """
-    dev = resolve_device(device)
-    n_threads = configure_threads(threads)
-    store = RunStore(run_dir)
     runtime = {"device": str(dev), "threads": n_threads, **numerics_environment()}
     if store.exists():
         _upgrade_config(store, experiment, cfg)
@@ -43,16 +40,15 @@ def prepare_run(
             for key in ("threads", "device", "cpu", "cpu_capability")
             if key in before and before[key] != runtime[key]
         ]
-        if changed:
+        if changed and store.steps():
             warnings.warn(
-                f"{run_dir} was started in another setting than this resume "
+                f"{store.path} was started in another setting than this resume "
                 f"({'; '.join(changed)}). "
                 "The result is bit-identical to an uninterrupted run only with the same thread "
                 "count, device and CPU.",
                 stacklevel=3,
             )
     store.init(experiment, to_dict(cfg), runtime)
-    return store, dev
 
 
 def numerics_environment() -> dict[str, str]:

@@ -11,6 +11,7 @@ embedding's Fourier spectrum.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from interp.config.models import TransformerConfig
 from interp.config.train import ACC_THRESHOLD
 from interp.data.modular import ModularData, make_modular
 from interp.experiments.base import Experiment, Setup
+from interp.training.files import CorruptCheckpointError
 from interp.training.metrics import final_metrics, first_step_at_or_above
 from interp.training.tasks import ClassificationTask
 from interp.training.trainer import TrainResult
@@ -135,10 +137,12 @@ def grokking_page(run: Run, steps_for_spectrum: Sequence[int] | None = None) -> 
                 chosen.add(min(steps, key=lambda s, t=t: abs(s - t)))
         steps_for_spectrum = sorted(chosen)
     p = run.config.data.p
-    spectra = {
-        s: embedding_frequency_norms(token_embedding(run.load(s), p)).tolist()
-        for s in steps_for_spectrum
-    }
+    spectra = {}
+    for s in steps_for_spectrum:
+        try:
+            spectra[s] = embedding_frequency_norms(token_embedding(run.load(s), p)).tolist()
+        except CorruptCheckpointError as exc:
+            warnings.warn(f"the report's spectrum skips step {s}: {exc}", stacklevel=2)
     figures = [
         training_curves(metrics, marks, title="train / test loss and accuracy"),
         progress_figure(sweep_df, marks, title="progress measures (Nanda et al. §5)"),

@@ -35,7 +35,6 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -60,7 +59,7 @@ from interp.data.sequences import (
     self_quoting_text,
 )
 from interp.experiments.base import Experiment, Setup
-from interp.training.files import atomic_write_json
+from interp.training.files import atomic_write_json, cache_dir
 from interp.training.metrics import final_metrics
 from interp.training.tasks import SequenceLMTask
 from interp.training.trainer import TrainResult
@@ -71,12 +70,6 @@ if TYPE_CHECKING:
 
 
 # --- data -----------------------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """``$INTERP_CACHE_DIR`` or ``~/.cache/interp`` (tokenizers and token streams)."""
-    env = os.environ.get("INTERP_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "interp"
 
 
 def corpus_streams(corpus: CorpusConfig) -> tuple[TextTokenizer | None, Tensor, Tensor]:

@@ -117,7 +117,7 @@ def prune_step(run: Any, prune_at: str, accuracy: float) -> int:
     test_acc = {
         r["step"]: r["value"]
         for r in run.store.read_metric_rows()
-        if r["split"] == "test" and r["metric"] == "accuracy"
+        if r["split"] == "test" and r["metric"] == "accuracy" and r["value"] is not None
     }
     scored = [s for s in run.steps if s in test_acc]
     if not scored:

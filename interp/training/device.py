@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     import torch
 
 
+#: devices a run can train on (``meta`` and the like hold no data)
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """``auto`` → cuda when available, else cpu; anything else as given."""
     import torch

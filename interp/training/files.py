@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +61,56 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Write ``obj`` as strict JSON: a non-finite float (NaN, ±inf), which
+    strict parsers (a browser's ``JSON.parse``, jq) reject, is written as
+    ``null`` (see :func:`json_safe`)."""
+    atomic_write_text(
+        path, json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    )
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None, recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def nonfinite_name(value: float) -> str | None:
+    """``"nan"``, ``"inf"`` or ``"-inf"`` for a non-finite float, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+    return None
+
+
+def cache_dir() -> Path:
+    """``$INTERP_CACHE_DIR``, else ``$XDG_CACHE_HOME/interp``, else
+    ``~/.cache/interp``: tokenized corpora, and the analysis cache and reports
+    of run directories that cannot be written to."""
+    env = os.environ.get("INTERP_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "interp"
+
+
+def writable(folder: str | os.PathLike) -> bool:
+    """True when files can be created in ``folder`` (or, if it does not exist
+    yet, in its nearest existing parent)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:  # try it: permissions, read-only mounts and immutable folders all show
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -131,9 +182,13 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "cache_dir",
     "git_commit",
+    "json_safe",
     "load_verified",
+    "nonfinite_name",
     "read_json",
     "sha256_bytes",
     "tensors_to_bytes",
+    "writable",
 ]

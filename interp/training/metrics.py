@@ -14,7 +14,10 @@ def first_step_at_or_above(
     steps = sorted(
         r["step"]
         for r in rows
-        if r["split"] == split and r["metric"] == metric and r["value"] >= threshold
+        if r["split"] == split
+        and r["metric"] == metric
+        and r["value"] is not None  # a non-finite value, logged as null
+        and r["value"] >= threshold
     )
     return steps[0] if steps else None
 

@@ -24,8 +24,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -41,10 +44,12 @@ from interp.training.files import (
     atomic_write_text,
     git_commit,
     load_verified,
+    nonfinite_name,
     read_json,
     sha256_bytes,
     tensors_to_bytes,
 )
+from interp.training.lock import LOCK_FILE, OWNER_FILE, RunLock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,11 +116,17 @@ class RunStore:
             if _same_experiment(old["experiment"], experiment) and old["config"] == config:
                 return True
             diff = _dict_diff(old["config"], config)
-            raise RunError(
-                f"{self.path} already holds a run of {old['experiment']!r} with a different "
-                f"config ({diff}); refusing to overwrite it. Use another --run-dir."
+            if self.steps() or self.read_metric_rows():
+                raise RunError(
+                    f"{self.path} already holds a run of {old['experiment']!r} with a different "
+                    f"config ({diff}); refusing to overwrite it. Use another --run-dir."
+                )
+            warnings.warn(  # a start that failed before its first checkpoint: nothing to keep
+                f"{self.path} held the config of a run that never started (no checkpoint, no "
+                f"metrics); it is replaced by this one ({diff})",
+                stacklevel=3,
             )
-        if self.path.exists() and any(self.path.iterdir()):
+        elif self.path.exists() and set(os.listdir(self.path)) - {LOCK_FILE, OWNER_FILE}:
             raise RunError(
                 f"{self.path} is a non-empty directory without {CONFIG_FILE}; refusing to use it"
             )
@@ -139,7 +150,9 @@ class RunStore:
         return self.path / METRICS_FILE
 
     def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        lines = "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in rows)
+        """Append metric rows; a non-finite value is written as ``null`` with
+        ``"nonfinite": "nan" | "inf" | "-inf"`` (strict JSON)."""
+        lines = "".join(json.dumps(_metric_row(r), sort_keys=True) + "\n" for r in rows)
         if not lines:
             return
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
@@ -148,10 +161,15 @@ class RunStore:
             os.fsync(fh.fileno())
 
     def read_metric_rows(self) -> list[dict[str, Any]]:
-        """All complete metric rows; a torn final line (killed mid-write) is skipped."""
+        """All complete metric rows; a torn final line (killed mid-write) is
+        skipped. A line that is not a row (not JSON, not an object, a key
+        missing or of the wrong type) is an error naming the file and line."""
         if not self.metrics_path.exists():
             return []
-        text = self.metrics_path.read_text(encoding="utf-8")
+        try:
+            text = self.metrics_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RunError(f"{self.metrics_path} is not UTF-8 text ({exc})") from None
         lines = text.split("\n")
         complete = lines[:-1]  # an unterminated last line is an interrupted write
         rows = []
@@ -159,11 +177,15 @@ class RunStore:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise RunError(
                     f"{self.metrics_path}: line {i + 1} is not valid JSON: {exc}"
                 ) from exc
+            problem = _row_problem(row)
+            if problem:
+                raise RunError(f"{self.metrics_path}: line {i + 1} {problem}: {line[:120]}")
+            rows.append(row)
         return rows
 
     def truncate_metrics(self, max_step: int) -> None:
@@ -259,8 +281,17 @@ class RunStore:
         if not path.exists():
             raise RunError(f"no checkpoint at step {step} in {self.path}; steps: {self.steps()}")
         meta = read_json(path)
-        if not isinstance(meta, dict) or meta.get("step") != step or "files" not in meta:
-            raise CorruptCheckpointError(f"{path} is not a valid checkpoint sidecar")
+        if not isinstance(meta, dict) or meta.get("step") != step:
+            raise CorruptCheckpointError(f"{path} is not a checkpoint sidecar of step {step}")
+        files = meta.get("files")
+        for entry in ("weights", "state"):
+            if entry == "state" and isinstance(files, dict) and "state" not in files:
+                continue
+            item = files.get(entry) if isinstance(files, dict) else None
+            if not isinstance(item, dict) or not isinstance(item.get("sha256"), str):
+                raise CorruptCheckpointError(
+                    f"{path} lacks files.{entry} with its sha256 (a damaged or foreign sidecar)"
+                )
         return meta
 
     def checkpoint_sha(self, step: int) -> str:
@@ -279,6 +310,17 @@ class RunStore:
             state = load_verified(self.state_path(step), meta["files"]["state"]["sha256"])
         return Checkpoint(step=step, weights=weights, state=state, meta=meta)
 
+    def quarantine(self, step: int) -> list[Path]:
+        """Set the files of a corrupt checkpoint aside (``*.corrupt``), so the
+        run no longer lists it; nothing is deleted. Returns the new paths."""
+        moved = []
+        for path in (self.sidecar_path(step), self.weights_path(step), self.state_path(step)):
+            if path.exists():
+                target = path.with_name(path.name + ".corrupt")
+                os.replace(path, target)
+                moved.append(target)
+        return moved
+
     def remove_checkpoints_after(self, step: int) -> None:
         """Delete checkpoints later than ``step`` (stale files of an interrupted run)."""
         for s in self.steps():
@@ -288,18 +330,60 @@ class RunStore:
                 self.state_path(s).unlink(missing_ok=True)
 
     def clean_temp_files(self) -> None:
-        """Remove leftovers of a killed write: ``.*.tmp`` files, and checkpoint
-        tensor files whose sidecar (the commit marker) was never written."""
+        """Remove leftovers of a killed write: ``.*.tmp`` files, and the tensor
+        files of a checkpoint after the last committed one whose sidecar (the
+        commit marker) was never written; each removal is reported. Tensor
+        files of an earlier step without a sidecar (one deleted by hand) are
+        kept and reported, not removed."""
         for folder in (self.path, self.ckpt_dir):
             if folder.exists():
                 for f in folder.glob(".*.tmp"):
                     f.unlink(missing_ok=True)
-        if self.ckpt_dir.exists():
-            committed = set(self.steps())
-            for f in self.ckpt_dir.glob("step_*.safetensors"):
-                m = re.match(r"^step_(\d{8})\.", f.name)
-                if m and int(m.group(1)) not in committed:
-                    f.unlink(missing_ok=True)
+        if not self.ckpt_dir.exists():
+            return
+        committed = self.steps()
+        last = committed[-1] if committed else -1
+        for f in sorted(self.ckpt_dir.glob("step_*.safetensors")):
+            m = re.match(r"^step_(\d{8})\.", f.name)
+            if not m or int(m.group(1)) in committed:
+                continue
+            if int(m.group(1)) > last:
+                f.unlink(missing_ok=True)
+                warnings.warn(
+                    f"removed {f}: an unfinished checkpoint write of an interrupted run",
+                    stacklevel=3,
+                )
+            else:
+                warnings.warn(
+                    f"{f} has no sidecar ({f.name.split('.')[0]}.json, deleted?): the file is "
+                    "kept, but that checkpoint is not used",
+                    stacklevel=3,
+                )
+
+
+def _metric_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    flag = nonfinite_name(out.get("value"))
+    if flag:
+        out["value"], out["nonfinite"] = None, flag
+    return out
+
+
+def _row_problem(row: Any) -> str | None:
+    """What is wrong with a metric row read back, or None."""
+    if not isinstance(row, dict):
+        return f"is a {type(row).__name__}, not a metric row (an object)"
+    missing = [k for k in ("step", "split", "metric", "value") if k not in row]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    if isinstance(row["step"], bool) or not isinstance(row["step"], int):
+        return "has a step that is not an integer"
+    if not isinstance(row["split"], str) or not isinstance(row["metric"], str):
+        return "has a split or metric that is not text"
+    value = row["value"]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return "has a value that is not a number"
+    return None
 
 
 def _same_experiment(a: str, b: str) -> bool:
@@ -321,6 +405,49 @@ def _dict_diff(old: Any, new: Any, prefix: str = "") -> str:
                 parts.append(_dict_diff(old[k], new[k], key))
         return "; ".join(p for p in parts if p)
     return f"{prefix}: {old!r} -> {new!r}" if old != new else ""
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[RunStore]:
+    """Hold ``path`` as its one writer (:class:`~interp.training.lock.RunLock`)
+    for the block, creating the directory if needed. When the block fails
+    before the run's first checkpoint is committed, whatever this start wrote
+    is removed again (the directory too, if it created it), so a corrected
+    relaunch starts clean; a run that has a checkpoint is left to resume."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"run directory {path} exists and is not a directory")
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    store = RunStore(path)
+    before = set(os.listdir(path))
+    had_config = store.exists()
+    lock = RunLock(path)
+    lock.acquire()
+    try:
+        yield store
+    except BaseException:
+        failed = not had_config and not store.steps()
+        if failed:  # nothing of a run was committed: take back what this start wrote
+            _remove_new(path, before - {LOCK_FILE})
+        lock.release()
+        if failed and created:
+            shutil.rmtree(path, ignore_errors=True)
+        elif failed and LOCK_FILE not in before:
+            (path / LOCK_FILE).unlink(missing_ok=True)
+        raise
+    lock.release()
+
+
+def _remove_new(path: Path, before: set[str]) -> None:
+    """Remove the entries of ``path`` that are not in ``before`` (what a failed
+    start wrote), but not the lock file, which is still held."""
+    for name in set(os.listdir(path)) - before - {LOCK_FILE, OWNER_FILE}:
+        target = path / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- read side
@@ -401,7 +528,12 @@ class Run:
 
     def summary(self) -> dict[str, Any] | None:
         path = self.store.summary_path
-        return read_json(path) if path.exists() else None
+        if not path.exists():
+            return None
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise RunError(f"{path} is not a summary (a JSON object): {str(data)[:80]}")
+        return data
 
     def sha(self, step: int) -> str:
         return self.store.checkpoint_sha(step)
@@ -425,4 +557,5 @@ __all__ = [
     "Run",
     "RunStore",
     "open_run",
+    "writing",
 ]

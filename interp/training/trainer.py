@@ -21,6 +21,7 @@ ends bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,7 +39,7 @@ from interp.models.readout import check_readout
 from interp.training.device import resolve_device
 from interp.training.grokfast import GrokfastFilter
 from interp.training.metrics import final_metrics, first_step_at_or_above
-from interp.training.rundir import RunError, RunStore
+from interp.training.rundir import CorruptCheckpointError, RunError, RunStore
 from interp.training.schedule import checkpoint_steps, eval_steps
 from interp.training.tasks import ClassificationTask, Task
 
@@ -49,8 +50,9 @@ Metrics = dict[tuple[str, str], float]
 class TrainResult:
     """What :func:`train` returns: the final model, the run store, the final
     metrics (``steps``: the last step trained, ``final_*``: the last
-    evaluation), and the step it resumed from (None for a fresh run).
-    ``complete`` is False when ``stop_after_step`` cut the run short."""
+    evaluation, ``diverged_at``: the step whose training loss was not finite,
+    if the run stopped there), and the step it resumed from (None for a fresh
+    run). ``complete`` is False when ``stop_after_step`` cut the run short."""
 
     model: nn.Module
     store: RunStore
@@ -265,16 +267,40 @@ def resume(
         if store.metrics_path.exists():
             store.truncate_metrics(-1)
         return None
-    start = existing[-1]
-    ck = store.load_checkpoint(start)
-    model.load_state_dict(ck.weights, strict=True)
-    load_optimizer_state(opt, names, ck.state)
-    if gf is not None:
-        gf.load_state_tensors(ck.state)
-    _restore_rng(ck.state)
-    store.truncate_metrics(start)
-    store.remove_checkpoints_after(start)
-    return start
+    for start in reversed(existing):
+        try:
+            ck = store.load_checkpoint(start)
+            try:
+                model.load_state_dict(ck.weights, strict=True)
+            except RuntimeError as exc:
+                raise CorruptCheckpointError(
+                    f"{store.weights_path(start)} does not fit the run's model: {exc}"
+                ) from exc
+        except CorruptCheckpointError as exc:
+            kept = store.quarantine(start)
+            warnings.warn(
+                f"{exc}; resuming from the checkpoint before it instead (its files are kept as "
+                f"{', '.join(p.name for p in kept)})",
+                stacklevel=3,
+            )
+            continue
+        load_optimizer_state(opt, names, ck.state)
+        if gf is not None:
+            gf.load_state_tensors(ck.state)
+        _restore_rng(ck.state)
+        if not store.metrics_path.exists():
+            warnings.warn(
+                f"{store.metrics_path} is missing: the metrics of steps up to {start} are lost "
+                "(the run resumes; only later evaluations are logged)",
+                stacklevel=3,
+            )
+        store.truncate_metrics(start)
+        store.remove_checkpoints_after(start)
+        return start
+    raise CorruptCheckpointError(
+        f"no checkpoint of {store.path} can be read (all {len(existing)} are corrupt and were set "
+        "aside as *.corrupt); train into a new --run-dir"
+    )
 
 
 # --------------------------------------------------------------------- loop
@@ -324,46 +350,117 @@ def train(
         ckpt_set = set(checkpoint_steps(cfg.steps, cfg.checkpoint_every, cfg.checkpoint_log_early))
         eval_set = set(eval_steps(cfg.steps, cfg.eval_every, sorted(ckpt_set)))
 
-        resumed_from = resume(store, model, opt, names, gf)
-        start = resumed_from or 0
-        stop = StopRule(cfg, store.read_metric_rows() if resumed_from is not None else None)
-        bar = tqdm(total=cfg.steps, initial=start, disable=quiet, desc="train", dynamic_ncols=True)
-        evaluate = Evaluator(model, task, loss_dtype, store, bar, on_eval)
-        checkpoint = Checkpointer(store, model, opt, names, gf, ckpt_set)
-        if resumed_from is None:
-            checkpoint(0, evaluate(0))
-        model.train()
-        already = stop.stopped_by(start)  # a resumed run that had ended early
-        last, complete = (start if already else cfg.steps), True
-        for step in range(cfg.steps + 1 if already else start + 1, cfg.steps + 1):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr_at(step)
-            x, y = task.batch(step, cfg.batch_size, seed)
-            loss = F.cross_entropy(task.logits(model, x).to(loss_dtype), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            masker.before_step()
-            if gf is not None:
-                gf.apply()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
-            opt.step()
-            masker.after_step()
-            bar.update(1)
-            if step in eval_set:
-                res = evaluate(step)
-                ends = stop.observe(step, res)
-                if step in ckpt_set or ends:
-                    checkpoint(step, res)
-                if ends:
-                    last = step
-                    break
-            if stop_after_step is not None and step >= stop_after_step:
-                last, complete = step, False
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            return _loop(
+                model, task, cfg, store, seed, params, names, masker, opt, gf, loss_dtype,
+                ckpt_set, eval_set, quiet, on_eval, stop_after_step,
+            )  # fmt: skip
+
+
+def _loop(
+    model: nn.Module,
+    task: Task,
+    cfg: TrainConfig,
+    store: RunStore,
+    seed: int,
+    params: Mapping[str, nn.Parameter],
+    names: list[str],
+    masker: MaskHook,
+    opt: torch.optim.Optimizer,
+    gf: GrokfastFilter | None,
+    loss_dtype: torch.dtype,
+    ckpt_set: set[int],
+    eval_set: set[int],
+    quiet: bool,
+    on_eval: Callable[[int, Metrics], None] | None,
+    stop_after_step: int | None,
+) -> TrainResult:
+    """The loop of :func:`train`, inside a forked global RNG: seeded with the
+    run's seed for a fresh run, restored from the checkpoint on resume, so the
+    saved RNG state is reproducible and the caller's generator is untouched."""
+    torch.manual_seed(seed)
+    resumed_from = resume(store, model, opt, names, gf)
+    start = resumed_from or 0
+    stop = StopRule(cfg, store.read_metric_rows() if resumed_from is not None else None)
+    bar = tqdm(total=cfg.steps, initial=start, disable=quiet, desc="train", dynamic_ncols=True)
+    evaluate = Evaluator(model, task, loss_dtype, store, bar, on_eval)
+    checkpoint = Checkpointer(store, model, opt, names, gf, ckpt_set)
+    if resumed_from is None:
+        checkpoint(0, evaluate(0))
+    model.train()
+    already = stop.stopped_by(start)  # a resumed run that had ended early
+    last, complete, warned = (start if already else cfg.steps), True, False
+    diverged: tuple[int, float] | None = None  # (step, loss) where the loss stopped being finite
+    for step in range(cfg.steps + 1 if already else start + 1, cfg.steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr_at(step)
+        x, y = task.batch(step, cfg.batch_size, seed)
+        loss = F.cross_entropy(task.logits(model, x).to(loss_dtype), y)
+        if not bool(torch.isfinite(loss)) and not warned:
+            warned = True
+            value = float(loss)
+            if cfg.on_nonfinite == "stop":
+                diverged, last = (step, value), step - 1
+                _end_at(last, store, evaluate, checkpoint, eval_set, ckpt_set)
+                warnings.warn(
+                    f"{store.path}: the training loss became {value} at step {step} "
+                    f"(train.lr={cfg.lr:g}); the run stops at step {last}, before that "
+                    "update (--set train.on_nonfinite=continue trains on)",
+                    stacklevel=3,
+                )
                 break
-        bar.close()
-        summary = {"steps": last, **final_metrics(store.read_metric_rows())}
-        return TrainResult(model.eval(), store, summary, resumed_from, complete)
+            warnings.warn(
+                f"{store.path}: the training loss became {value} at step {step}; training "
+                "goes on (train.on_nonfinite=continue)",
+                stacklevel=3,
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        masker.before_step()
+        if gf is not None:
+            gf.apply()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
+        opt.step()
+        masker.after_step()
+        bar.update(1)
+        if step in eval_set:
+            res = evaluate(step)
+            ends = stop.observe(step, res)
+            if step in ckpt_set or ends:
+                checkpoint(step, res)
+            if ends:
+                last = step
+                break
+        if stop_after_step is not None and step >= stop_after_step:
+            last, complete = step, False
+            break
+    bar.close()
+    summary = {"steps": last, **final_metrics(store.read_metric_rows())}
+    if diverged is not None:
+        summary["diverged_at"], summary["diverged_loss"] = diverged[0], str(diverged[1])
+    return TrainResult(model.eval(), store, summary, resumed_from, complete)
+
+
+def _end_at(
+    step: int,
+    store: RunStore,
+    evaluate: Evaluator,
+    checkpoint: Checkpointer,
+    eval_set: set[int],
+    ckpt_set: set[int],
+) -> None:
+    """Make ``step`` (the last update before a divergence) the run's end: it
+    gets an evaluation and a checkpoint unless the schedule gave it both."""
+    if step in store.steps():
+        return
+    res = evaluate(step) if step not in eval_set else _logged(store, step)
+    checkpoint(step, res)
+
+
+def _logged(store: RunStore, step: int) -> Metrics:
+    rows = store.read_metric_rows()
+    return {(r["split"], r["metric"]): r["value"] for r in rows if r["step"] == step}
 
 
 def _postfix(bar: tqdm, res: Mapping[tuple[str, str], float]) -> None:

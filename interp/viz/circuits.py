@@ -143,10 +143,11 @@ def attention_html(
         if bad:
             raise InputError(f"{name} index {bad} out of range 0..{n - 1}")
     strings = [str(int(t)) for t in tokens] if token_strings is None else list(token_strings)
-    loss = per_token_loss(model, tokens[None])[0].tolist()
+    loss = [0.0 if v != v else v for v in per_token_loss(model, tokens[None])[0].tolist()]
     views = [
-        tokens_view(strings, [0.0, *loss], "tokens, shaded by the model's loss predicting each")
-    ]
+        tokens_view(strings, [0.0, *loss], "tokens, shaded by the model's loss predicting each "
+                    "(unshaded: the first token, and tokens the model never outputs)")
+    ]  # fmt: skip
     views += [
         attention_view(
             pats[layer, heads], strings, [f"L{layer}H{h}" for h in heads], f"layer {layer}"
