@@ -802,7 +802,10 @@ def demo(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; warnings print as one line, ``warning: …``."""
+    import warnings
+
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
     app(prog_name="interp")
 
 

@@ -126,7 +126,8 @@ class Experiment:
                 device=dev, quiet=quiet, stop_after_step=stop_after_step,
             )  # fmt: skip
             if result.complete:
-                summary = {**self.summarize(cfg, setup, result), **setup.extra}
+                diverged = {k: v for k, v in result.summary.items() if k.startswith("diverged_")}
+                summary = {**self.summarize(cfg, setup, result), **setup.extra, **diverged}
                 store.write_summary(summary)
                 store.mark_done()  # last: every measurement of the run is written
                 result.summary = summary

@@ -33,12 +33,19 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"--device {device!r} is not a device; use auto, cpu or cuda") from None
+    if dev.type not in DEVICE_TYPES:
         raise ConfigError(
-            f"--device {device!r} is not a device ({exc}); use auto, cpu or cuda"
-        ) from None
+            f"--device {device!r}: runs train on auto, cpu, cuda (or cuda:N) or mps, "
+            f"not on {dev.type!r}"
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was requested but CUDA is not available here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device!r}: this machine has {torch.cuda.device_count()} GPUs")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' was requested but MPS is not available here")
     return dev
 
 

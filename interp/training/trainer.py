@@ -21,6 +21,7 @@ ends bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -426,6 +427,17 @@ def _loop(
         bar.update(1)
         if step in eval_set:
             res = evaluate(step)
+            bad = _nonfinite_loss(res)
+            if bad is not None and not warned and cfg.on_nonfinite == "stop":
+                diverged, last = (step, bad), step  # this update overflowed the loss
+                checkpoint(step, res)
+                warnings.warn(
+                    f"{store.path}: the evaluated loss became {bad} at step {step} "
+                    f"(train.lr={cfg.lr:g}); the run stops there "
+                    "(--set train.on_nonfinite=continue trains on)",
+                    stacklevel=3,
+                )
+                break
             ends = stop.observe(step, res)
             if step in ckpt_set or ends:
                 checkpoint(step, res)
@@ -440,6 +452,11 @@ def _loop(
     if diverged is not None:
         summary["diverged_at"], summary["diverged_loss"] = diverged[0], str(diverged[1])
     return TrainResult(model.eval(), store, summary, resumed_from, complete)
+
+
+def _nonfinite_loss(res: Metrics) -> float | None:
+    """A non-finite loss among an evaluation's results, or None."""
+    return next((v for (_, m), v in res.items() if m == "loss" and not math.isfinite(v)), None)
 
 
 def _end_at(
