@@ -1,5 +1,5 @@
-"""Imports run one way: config → models → training → data → analysis / pruning
-→ viz → experiments → cli. A module may import its own layer and the layers
+"""Imports run one way: config → models → training → data / sources → analysis /
+pruning → viz → experiments → cli. A module may import its own layer and the layers
 before it, never a later one, not even inside a function."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ ORDER = {
     "models": 1,
     "training": 2,
     "data": 3,
+    "sources": 3,
     "analysis": 4,
     "pruning": 4,
     "viz": 5,

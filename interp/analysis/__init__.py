@@ -16,7 +16,10 @@ from interp.analysis.sweep import analyzer_name as analyzer_name
 from interp.analysis.sweep import sweep as sweep
 
 _WHERE = {
-    "behavior": ("direct_logit_copying", "head_ablation_losses", "icl_score", "per_token_loss"),
+    "behavior": ("direct_logit_copying", "head_ablation_losses", "icl_score",
+                 "olsson_icl_score", "per_token_loss"),
+    "memorization": ("copy_losses", "extractable", "sequence_loss", "verbatim_fraction"),
+    "probes": ("TokenPool", "natural_text", "pool_of", "pool_probe", "text_probe"),
     "circuits": ("composition_scores", "copying_scores"),
     "fourier": ("embedding_frequency_norms", "excluded_logits", "excluded_loss",
                 "fourier_basis", "fourier_progress", "gini", "key_frequencies",

@@ -79,6 +79,31 @@ def icl_score(
     return {"icl_score": lt - e, "loss_early": e, "loss_late": lt}
 
 
+def olsson_icl_score(
+    model: nn.Module,
+    tokens: Int[Tensor, "batch seq"],
+    *,
+    early: int = 50,
+    late: int = 500,
+    memo: dict[Any, Any] | None = None,
+) -> dict[str, float]:
+    """Olsson et al. 2022's in-context-learning score (§2, "in-context
+    learning score"): the loss on token ``late`` (500) of natural text minus
+    the loss on token ``early`` (50), averaged over examples; negative when
+    later context helps. Indices count tokens from 0, so the sequences need
+    more than ``late`` tokens (a context of 512, as the paper's models).
+    :func:`~interp.analysis.probes.natural_text` gives such sequences of the
+    shipped corpus for a tokenizer."""
+    if tokens.shape[1] <= late:
+        raise InputError(
+            f"Olsson's ICL score needs sequences of more than {late} tokens (a context of 512); "
+            f"got {tokens.shape[1]}"
+        )
+    loss = per_token_loss(model, tokens, memo=memo)  # index i predicts token i+1
+    e, lt = loss[:, early - 1].mean().item(), loss[:, late - 1].mean().item()
+    return {"olsson_icl_score": lt - e, f"loss_at_{early}": e, f"loss_at_{late}": lt}
+
+
 def direct_logit_copying(
     model: nn.Module,
     tokens: Int[Tensor, "batch seq"] | None = None,

@@ -11,10 +11,21 @@ for Transformer Circuits").
   W_OV and M_right the later head's W_QK (Q), W_QKᵀ (K) or W_OV (V)
   (§"Virtual attention heads / composition").
 
-Both read weights only (row-vector convention: x · W).
+Both read weights only (row-vector convention: x · W). By default
+(``fold_ln=True``) they read them as TransformerLens's HookedTransformer
+processes them on load, which is what the papers' numbers were computed on:
+LayerNorm scales folded into the next weights, writing weights and the
+unembedding centred (``enable_compatibility_mode()`` on a copy of the bridge;
+the model itself is untouched). ``fold_ln=False`` reads the raw weights. On a
+model with LayerNorm the two differ by a few hundredths; centring alone moves
+them on a model without.
 """
 
 from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -33,14 +44,36 @@ def _head_weights(model: nn.Module) -> dict[str, Tensor]:
     }
 
 
-def copying_scores(model: nn.Module) -> Float[Tensor, "layer head"]:
+def processed(model: nn.Module, memo: dict[Any, Any] | None = None) -> nn.Module:
+    """A copy of a TransformerLens bridge with HookedTransformer's weight
+    processing (fold LayerNorm, centre writing weights and unembedding); the
+    model itself for anything else. Shared through ``memo`` per checkpoint."""
+    if not hasattr(model, "enable_compatibility_mode"):
+        return model
+    key = ("processed", id(model))
+    if memo is not None and key in memo:
+        return memo[key]
+    out = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out.enable_compatibility_mode(disable_warnings=True)
+    if memo is not None:
+        memo[key] = out
+    return out
+
+
+def copying_scores(
+    model: nn.Module, *, fold_ln: bool = True, memo: dict[Any, Any] | None = None
+) -> Float[Tensor, "layer head"]:
     """Σλ / Σ|λ| over the eigenvalues of each head's full OV circuit.
 
     The V×V circuit (W_E W_V)(W_O W_U) has the same non-zero eigenvalues as the
     d_head×d_head matrix (W_O W_U)(W_E W_V), which is what we diagonalise.
     When the input and output vocabularies differ, the first min(d_vocab,
     d_vocab_out) tokens are used. A head with an all-zero circuit scores 0.
+    ``fold_ln``: read the processed weights (module docstring).
     """
+    model = processed(model, memo) if fold_ln else model
     w = _head_weights(model)
     W_E = model.W_E.detach().double()
     W_U = model.W_U.detach().double()
@@ -63,13 +96,15 @@ def _frob_ratio(left: Tensor, right: Tensor) -> Tensor:
 
 
 def composition_scores(
-    model: nn.Module,
+    model: nn.Module, *, fold_ln: bool = True, memo: dict[Any, Any] | None = None
 ) -> dict[str, Float[Tensor, "layer1 head1 layer2 head2"]]:
     """Q-, K- and V-composition scores from each head (layer1, head1) into each
     head of a later layer (layer2 > layer1); entries with layer2 ≤ layer1 are 0.
+    ``fold_ln``: read the processed weights (module docstring).
 
     Returns ``{"q_composition": …, "k_composition": …, "v_composition": …}``.
     """
+    model = processed(model, memo) if fold_ln else model
     w = _head_weights(model)
     n_layers, n_heads, _, _ = model_dims(model)
     W_OV = w["W_V"] @ w["W_O"]  # [l, h, d_model, d_model]

@@ -9,6 +9,9 @@ data (Hernandez et al. 2022).
   et al. 2021/2022's extractability with a known prefix): greedy-decode
   ``continuation`` tokens after a ``prefix`` of a training sequence and count
   the sequences reproduced exactly, and the share of tokens matched.
+* :func:`extractable` / :func:`sequence_loss` — per sequence, on any model
+  (k-extractable memorization, Carlini et al. 2021; Biderman et al. 2023):
+  swept over checkpoints, they say when each sequence was memorized.
 * :func:`fit_power_law` / :func:`effective_size` — Hernandez §3's "effective
   model size": fit test loss vs non-embedding parameter count on the
   unique-data runs, ``L(N) = a · N^(−α)`` (a straight line in log–log), and
@@ -65,7 +68,6 @@ def copy_losses(
     return (sums / counts).float()
 
 
-@torch.no_grad()
 def verbatim_fraction(
     model: nn.Module,
     sequences: Int[Tensor, "n seq"],
@@ -76,24 +78,80 @@ def verbatim_fraction(
     """Greedy continuation of ``continuation`` tokens from the first ``prefix``
     tokens of each sequence: ``exact`` = share of sequences reproduced
     exactly, ``token_match`` = share of continuation tokens matched."""
+    hits = greedy_matches(model, sequences, prefix, continuation, batch)
+    n = sequences.shape[0]
+    return {
+        "exact": int((hits == continuation).sum()) / n,
+        "token_match": int(hits.sum()) / (n * continuation),
+    }
+
+
+@torch.no_grad()
+def greedy_matches(
+    model: nn.Module,
+    sequences: Int[Tensor, "n seq"],
+    prefix: int = 32,
+    continuation: int = 32,
+    batch: int = 32,
+    progress: bool = False,
+) -> Int[Tensor, " n"]:
+    """How many of the ``continuation`` tokens after each sequence's first
+    ``prefix`` tokens greedy decoding reproduces, before the first miss
+    counts or not: the number of matched tokens per sequence."""
     if prefix < 1 or continuation < 1 or prefix + continuation > sequences.shape[1]:
         raise InputError(
             f"prefix {prefix} + continuation {continuation} must fit the "
             f"{sequences.shape[1]}-token sequences (both >= 1)"
         )
+    if sequences.shape[0] == 0:
+        raise InputError("no sequences given")
+    from tqdm.auto import tqdm
+
     device = next(model.parameters()).device
-    exact, matched, n = 0, 0, sequences.shape[0]
-    for i in range(0, n, batch):
+    out = []
+    starts = range(0, sequences.shape[0], batch)
+    for i in tqdm(starts, desc="greedy decoding", disable=not progress, leave=False):
         seqs = sequences[i : i + batch].long().to(device)
         ctx = seqs[:, :prefix]
         for _ in range(continuation):
             nxt = model(ctx)[:, -1].argmax(-1, keepdim=True)
             ctx = torch.cat([ctx, nxt], dim=1)
-        target = seqs[:, prefix : prefix + continuation]
-        hit = ctx[:, prefix:] == target
-        exact += int(hit.all(-1).sum())
-        matched += int(hit.sum())
-    return {"exact": exact / n, "token_match": matched / (n * continuation)}
+        out.append((ctx[:, prefix:] == seqs[:, prefix : prefix + continuation]).sum(-1).cpu())
+    return torch.cat(out)
+
+
+def extractable(
+    model: nn.Module,
+    sequences: Int[Tensor, "n seq"],
+    prefix: int = 32,
+    continuation: int = 32,
+    batch: int = 32,
+) -> Float[Tensor, " n"]:
+    """k-extractable memorization (Carlini et al. 2021; Biderman et al. 2023,
+    "Emergent and predictable memorization", §2: k = 32): 1.0 for each
+    sequence whose ``continuation`` tokens greedy decoding reproduces exactly
+    from its first ``prefix`` tokens, else 0.0. Swept over checkpoints, its
+    rows (one per sequence, ``item``) say when each sequence was memorized."""
+    hits = greedy_matches(model, sequences, prefix, continuation, batch)
+    return (hits == continuation).double()
+
+
+@torch.no_grad()
+def sequence_loss(
+    model: nn.Module, sequences: Int[Tensor, "n seq"], batch: int = 32
+) -> Float[Tensor, " n"]:
+    """Mean next-token loss (nats) of each sequence: one row per sequence
+    (``item``) in a sweep."""
+    if sequences.ndim != 2 or sequences.shape[0] == 0 or sequences.shape[1] < 2:
+        raise InputError(f"sequences must be [n >= 1, seq >= 2], got {tuple(sequences.shape)}")
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, sequences.shape[0], batch):
+        toks = sequences[i : i + batch].long().to(device)
+        logits = model(toks[:, :-1]).double()
+        loss = F.cross_entropy(logits.transpose(1, 2), toks[:, 1:], reduction="none")
+        out.append(loss.mean(-1).cpu())
+    return torch.cat(out)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from interp.analysis.heads import (
     prefix_matching_scores,
     prev_token_scores,
 )
+from interp.analysis.probes import TokenPool, pool_probe
 from interp.analysis.sweep import Analyzer, analyzer_name
 from interp.config.core import ConfigError
 from interp.data.sequences import check_vocab_range
@@ -36,7 +37,10 @@ HEAD_ANALYZERS = (
 
 
 def head_analyzers(
-    vocab_range: tuple[int, int] | None = None, analyzers: Sequence[Analyzer] = HEAD_ANALYZERS
+    vocab_range: tuple[int, int] | None = None,
+    analyzers: Sequence[Analyzer] = HEAD_ANALYZERS,
+    *,
+    pool: TokenPool | None = None,
 ) -> tuple[Analyzer, ...]:
     """``analyzers`` with their random-token probes drawn from ``vocab_range``
     (token ids ``lo``…``hi − 1``) instead of the whole vocabulary.
@@ -50,7 +54,14 @@ def head_analyzers(
     still share a forward pass); weight-only ones are returned unchanged. The
     wrapped analyzers keep their names (so their metrics do) and carry the range
     in their sweep cache key.
+
+    ``pool`` instead draws the probes from a :class:`~interp.analysis.probes.TokenPool`
+    (the ids a model was trained on, and its BOS): every analyzer with a
+    ``tokens`` parameter gets :func:`~interp.analysis.probes.pool_probe` (prefix
+    matching its four-repeat form).
     """
+    if pool is not None:
+        return tuple(_on_pool(fn, pool) if _takes(fn, "tokens") else fn for fn in analyzers)
     if vocab_range is None:
         return tuple(analyzers)
     lo, hi = check_vocab_range(vocab_range)
@@ -73,6 +84,23 @@ def _on_range(fn: Analyzer, vocab_range: tuple[int, int], by_argument: bool) -> 
     analyzer.__name__ = analyzer_name(fn)
     analyzer.__doc__ = fn.__doc__
     analyzer.cache_token = lambda run: f"vocab_range={vocab_range}"  # type: ignore[attr-defined]
+    return analyzer
+
+
+def _takes(fn: Analyzer, name: str) -> bool:
+    return name in inspect.signature(fn).parameters
+
+
+def _on_pool(fn: Analyzer, pool: TokenPool) -> Analyzer:
+    four = analyzer_name(fn) == "prefix_matching_scores"
+
+    def analyzer(model: Any, *, memo: dict[Any, Any] | None = None) -> Any:
+        if four:
+            return fn(model, pool_probe(model, pool, n=10, repeats=4), memo=memo)
+        return fn(model, pool_probe(model, pool), memo=memo)
+
+    analyzer.__name__ = analyzer_name(fn)
+    analyzer.__doc__ = fn.__doc__
     return analyzer
 
 

@@ -9,7 +9,9 @@ returns either
 * a ``dict`` of ``[layer, head]`` tensors → the same, one metric per key;
 * a ``[source_layer, source_head, layer, head]`` tensor (composition scores) →
   one row per later head (layer, head) and earlier head (source_layer,
-  source_head), metric = its key (``q_composition`` …).
+  source_head), metric = its key (``q_composition`` …);
+* a 1-D tensor → one row per item (``item``: a sequence or an example, e.g.
+  :func:`~interp.analysis.memorization.extractable`).
 
 Analyzers that accept a ``memo`` keyword get a dict shared by all analyzers of
 one checkpoint, so those probing the same tokens share one forward pass.
@@ -26,6 +28,7 @@ fingerprint (lambdas) are computed every time, with a warning.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import inspect
 import json
@@ -35,16 +38,19 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from tqdm.auto import tqdm
+
 from interp.analysis.fingerprint import Unstable, fingerprint
 from interp.config.core import InputError
+from interp.training.device import resolve_device
 from interp.training.files import CorruptCheckpointError, atomic_write_json, cache_dir, writable
-from interp.training.rundir import Run, open_run
+from interp.training.rundir import Run
 
 if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-COLUMNS = ["step", "layer", "head", "source_layer", "source_head", "metric", "value"]
+COLUMNS = ["step", "layer", "head", "source_layer", "source_head", "item", "metric", "value"]
 Analyzer = Callable[..., Any]
 CacheMode = bool | Literal["refresh"]
 
@@ -73,6 +79,7 @@ def _row(step: int, metric: str, value: float, **where: int | None) -> dict[str,
         "head": where.get("head"),
         "source_layer": where.get("source_layer"),
         "source_head": where.get("source_head"),
+        "item": where.get("item"),
         "metric": metric,
         "value": value,
     }
@@ -106,10 +113,13 @@ def to_rows(step: int, name: str, result: Any) -> list[dict[str, Any]]:
             for layer in range(t.shape[0]):
                 for head in range(t.shape[1]):
                     rows.append(_row(step, metric, float(t[layer, head]), layer=layer, head=head))
+        elif t.ndim == 1:  # one value per item (sequence, example)
+            rows.extend(_row(step, metric, float(v), item=i) for i, v in enumerate(t.tolist()))
         else:
             raise InputError(
                 f"analyzer {name!r} returned a tensor of shape {tuple(t.shape)} for {metric!r}; "
-                "expected a scalar, [layer, head] or [source_layer, source_head, layer, head]"
+                "expected a scalar, [item], [layer, head] or [source_layer, source_head, layer, "
+                "head]"
             )
 
     if isinstance(result, torch.Tensor):
@@ -141,18 +151,22 @@ def cache_key(fn: Analyzer, run: Run) -> str | None:
     return f"{key}|{token}"
 
 
-def cache_roots(run: Run) -> list[Path]:
-    """Where ``run``'s analysis cache lives: ``RUN_DIR/analysis``, and, for a
-    run directory this user cannot write (read-only, shared), a folder of the
-    user's cache directory keyed by the run's path, written instead."""
-    own = run.path / "analysis"
-    digest = hashlib.sha256(str(run.path.resolve()).encode()).hexdigest()[:16]
-    user = cache_dir() / "analysis" / f"{run.path.name}-{digest}"
+def cache_roots(source: Any) -> list[Path]:
+    """Where a source's analysis cache is written (first) and also read: a run
+    directory of ours writes ``RUN_DIR/analysis``, or, when this user cannot
+    write it (read-only, shared), a folder of the user's cache directory keyed
+    by the run's path; an external source writes its own folder there
+    (``source.cache_dir``)."""
+    if not isinstance(source, Run):
+        return [source.cache_dir]
+    own = source.path / "analysis"
+    digest = hashlib.sha256(str(source.path.resolve()).encode()).hexdigest()[:16]
+    user = cache_dir() / "analysis" / f"{source.path.name}-{digest}"
     return [own, user] if writable(own) else [user, own]
 
 
-def _cache_path(root: Path, run: Run, name: str, step: int, key: str) -> Path:
-    digest = hashlib.sha256(f"{name}|{key}|{run.sha(step)}".encode()).hexdigest()[:24]
+def _cache_path(root: Path, name: str, step: int, key: str, sha: str) -> Path:
+    digest = hashlib.sha256(f"{name}|{key}|{sha}".encode()).hexdigest()[:24]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
     return root / safe / f"step_{step:08d}_{digest}.json"
 
@@ -167,48 +181,81 @@ def _read_cached(path: Path) -> list[dict[str, Any]] | None:
     return rows
 
 
+def _is_pair(x: Any) -> bool:
+    return isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], int)
+
+
 def sweep(
-    run: Run | str | Path,
+    source: Any,
     analyzers: Sequence[Analyzer],
     steps: Iterable[int] | None = None,
     *,
     cache: CacheMode = True,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
+    progress: bool | None = None,
 ) -> pd.DataFrame:
-    """Apply ``analyzers`` to every checkpoint (or ``steps``) of ``run``.
+    """Apply ``analyzers`` to every checkpoint (or ``steps``) of ``source``.
+
+    ``source`` is anything :func:`interp.open_checkpoints` opens: a run
+    directory (or :class:`~interp.training.rundir.Run`), ``save_pretrained``
+    directories, a hub name with steps, a model, ``(step, model or loader)``
+    pairs, or a list of several of these (the table then has a ``run``
+    column naming each).
 
     Returns a DataFrame with columns step, layer, head, source_layer,
-    source_head, metric, value (the head columns are missing where they do
-    not apply). Each checkpoint is loaded at most once per call, and not at
-    all when every analyzer's result is cached. ``cache=False`` neither reads
-    nor writes the cache; ``cache="refresh"`` recomputes and rewrites it.
+    source_head, item, metric, value (the head and item columns are missing
+    where they do not apply). Each checkpoint is loaded at most once, and not
+    at all when every analyzer's result is cached, and dropped before the
+    next is loaded. ``cache=False`` neither reads nor writes the cache;
+    ``cache="refresh"`` recomputes and rewrites it. ``device="auto"`` uses a
+    GPU when there is one; ``progress`` shows checkpoint i of n (default: when
+    there is more than one).
     """
     import pandas as pd
 
-    run = run if isinstance(run, Run) else open_run(run)
+    from interp.sources import open_checkpoints
+
     if not analyzers:
         raise InputError("sweep needs at least one analyzer")
     if cache not in (True, False, "refresh"):
         raise InputError(f"cache must be True, False or 'refresh', got {cache!r}")
-    available = run.steps
+    many = isinstance(source, (list, tuple)) and source and not _is_pair(source[0])
+    if many:
+        frames, seen = [], set()
+        for item in source:
+            src = open_checkpoints(item)
+            name = src.name if src.name not in seen else f"{src.name}#{len(seen)}"
+            seen.add(name)
+            frames.append(
+                sweep(src, analyzers, steps, cache=cache, device=device, progress=progress).assign(
+                    run=name
+                )
+            )
+        df = pd.concat(frames, ignore_index=True)
+        df.attrs["corrupt_steps"] = {
+            f["run"].iloc[0]: f.attrs.get("corrupt_steps", []) for f in frames if len(f)
+        }
+        return df[["run", *COLUMNS]]
+    src = source if isinstance(source, Run) else open_checkpoints(source)
+    available = src.steps
     if not available:
-        raise InputError(f"{run.path} has no checkpoints to analyse")
+        raise InputError(f"{src.name} has no checkpoints to analyse")
     wanted = available if steps is None else sorted(set(steps))
     missing = [s for s in wanted if s not in available]
     if missing:
         raise InputError(
-            f"steps {missing} have no checkpoint in {run.path}; available: {available}"
+            f"steps {missing} have no checkpoint in {src.name}; available: {available}"
         )
     names = [analyzer_name(fn) for fn in analyzers]
-    keys = [cache_key(fn, run) if cache else None for fn in analyzers]
-    write_root, *read_roots = cache_roots(run)
+    keys = [cache_key(fn, src) if cache else None for fn in analyzers]
+    roots = cache_roots(src)
+    dev = resolve_device(device)
     rows: list[dict[str, Any]] = []
     corrupt: list[int] = []
-    for step in wanted:
+    show = len(wanted) > 1 if progress is None else progress
+    for step in tqdm(wanted, desc=f"sweep {src.name}", disable=not show, leave=False):
         try:
-            new = _step_rows(
-                run, step, analyzers, names, keys, cache, write_root, read_roots, device
-            )
+            new = _step_rows(src, step, analyzers, names, keys, cache, roots, dev)
         except CorruptCheckpointError as exc:
             warnings.warn(f"sweep skips step {step}: {exc}", stacklevel=2)
             corrupt.append(step)
@@ -216,7 +263,7 @@ def sweep(
         rows.extend(new)
     rows.extend(_gap_rows(rows, corrupt))
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values("step", kind="stable")
-    for col in ("layer", "head", "source_layer", "source_head"):
+    for col in ("layer", "head", "source_layer", "source_head", "item"):
         df[col] = df[col].astype("Int64")
     df = df.reset_index(drop=True)
     df.attrs["corrupt_steps"] = corrupt
@@ -224,69 +271,55 @@ def sweep(
 
 
 def _step_rows(
-    run: Run,
+    src: Any,
     step: int,
     analyzers: Sequence[Analyzer],
     names: Sequence[str],
     keys: Sequence[str | None],
     cache: CacheMode,
-    write_root: Path,
-    read_roots: Sequence[Path],
-    device: str | torch.device,
+    roots: Sequence[Path],
+    device: torch.device,
 ) -> list[dict[str, Any]]:
     """Every analyzer's rows at one checkpoint, from the cache or computed
     (the checkpoint is loaded once, and only when something is computed)."""
     rows: list[dict[str, Any]] = []
     model = None
     memo: dict[Any, Any] = {}  # shared forward passes of this checkpoint
+    sha = src.sha(step) if any(k is not None for k in keys) else None
     for fn, name, key in zip(analyzers, names, keys, strict=True):
-        path = _cache_path(write_root, run, name, step, key) if key is not None else None
-        if path is not None and cache is True:
-            cached = next(
-                (
-                    c
-                    for root in (write_root, *read_roots)
-                    if (c := _read_cached(_cache_path(root, run, name, step, key))) is not None
-                ),
-                None,
-            )
+        paths = [_cache_path(r, name, step, key, sha) for r in roots] if key and sha else []
+        if paths and cache is True:
+            cached = next((c for p in paths if (c := _read_cached(p)) is not None), None)
             if cached is not None:
                 rows.extend(cached)
                 continue
         if model is None:
-            model = run.load(step, device=device)
+            model = src.load(step, device=device)
         kwargs: dict[str, Any] = {}
         if _accepts(fn, "run"):
-            kwargs["run"] = run
+            kwargs["run"] = src
         if _accepts(fn, "memo"):
             kwargs["memo"] = memo
         new = to_rows(step, name, fn(model, **kwargs))
-        if path is not None:
-            atomic_write_json(path, new)
+        if paths:
+            atomic_write_json(paths[0], new)
         rows.extend(new)
+    if model is not None and not isinstance(src, Run):
+        del model, memo  # one model in memory at a time
+        gc.collect()
     return rows
 
 
 def _gap_rows(rows: Sequence[dict[str, Any]], corrupt: Sequence[int]) -> list[dict[str, Any]]:
     """For each skipped (corrupt) checkpoint, a row with value NaN for every
-    metric (and head) the other checkpoints have: the gap shows in the table,
-    and lines in figures break there."""
-    where = {
-        (r["metric"], r["layer"], r["head"], r["source_layer"], r["source_head"]) for r in rows
-    }
+    metric (and head, item) the other checkpoints have: the gap shows in the
+    table, and lines in figures break there."""
+    where = sorted({tuple(r.get(c) for c in _WHERE) for r in rows}, key=str)
     return [
-        {
-            "step": s,
-            "metric": m,
-            "layer": la,
-            "head": h,
-            "source_layer": sl,
-            "source_head": sh,
-            "value": math.nan,
-        }
+        {"step": s, **dict(zip(_WHERE, w, strict=True)), "value": math.nan}
         for s in corrupt
-        for (m, la, h, sl, sh) in sorted(where, key=str)
+        for w in where
     ]
 
 
-__all__ = ["COLUMNS", "Analyzer", "analyzer_name", "cache_key", "sweep", "to_rows"]
+_WHERE = ("layer", "head", "source_layer", "source_head", "item", "metric")

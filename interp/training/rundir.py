@@ -42,12 +42,14 @@ from interp.training.files import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    cache_dir,
     git_commit,
     load_verified,
     nonfinite_name,
     read_json,
     sha256_bytes,
     tensors_to_bytes,
+    writable,
 )
 from interp.training.lock import LOCK_FILE, OWNER_FILE, RunLock
 
@@ -495,6 +497,23 @@ class Run:
         if not steps:
             raise RunError(f"{self.path} has no checkpoints yet")
         return steps[-1]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the analysis cache of this run is written: ``RUN_DIR/analysis``,
+        or, when this user cannot write the run directory (read-only, shared),
+        a folder of the user's cache directory keyed by the run's path."""
+        import hashlib
+
+        own = self.path / "analysis"
+        if writable(own):
+            return own
+        digest = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:16]
+        return cache_dir() / "analysis" / f"{self.path.name}-{digest}"
 
     @property
     def finished(self) -> bool:
