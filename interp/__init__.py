@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-__all__ = ["Run", "__version__", "open_run"]
+__all__ = ["Run", "__version__", "open_checkpoints", "open_run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +19,10 @@ def __getattr__(name: str) -> Any:
         from interp.training import rundir
 
         return getattr(rundir, name)
+    if name == "open_checkpoints":
+        from interp.sources import open_checkpoints
+
+        return open_checkpoints
     raise AttributeError(f"module 'interp' has no attribute {name!r}")
 
 

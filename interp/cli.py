@@ -24,8 +24,12 @@ from interp.config.core import UserError
 
 #: file-system errors a user causes (a path that is wrong, or not theirs to write)
 USER_OS_ERRORS = (
-    PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError,
-)  # fmt: skip
+    PermissionError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    FileExistsError,
+)
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -294,33 +298,45 @@ def train_tickets(
 
 
 # --------------------------------------------------------------- analysis
+Source = Annotated[
+    str,
+    typer.Argument(
+        help="A run directory, save_pretrained checkpoint directories (one, or a folder of "
+        "step_N / checkpoint-N), or hf:OWNER/NAME (its revisions by --step)."
+    ),
+]
+
+
 @app.command()
 @guarded
 def sweep(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    source: Source,
     analyzer: Annotated[
         list[str] | None,
-        typer.Option(help="Analyzer to run (repeatable; default: the experiment's)."),
+        typer.Option(help="Analyzer to run (repeatable; default: the source's)."),
     ] = None,
     step: Annotated[
         list[int] | None, typer.Option(help="Checkpoint step (repeatable; default: all).")
     ] = None,
     jobs: Annotated[int, typer.Option(help="Worker processes over checkpoints.")] = 1,
     refresh: Annotated[bool, typer.Option("--refresh", help="Recompute cached results.")] = False,
+    device: Device = "auto",
     out: Annotated[
         Path | None, typer.Option(help="Write the tidy table here (.csv or .json).")
     ] = None,
 ) -> None:
-    """Run analyzers over a run's checkpoints into one tidy table (cached in
-    RUN_DIR/analysis/). Analyzers: composition_scores, copying_scores,
-    direct_logit_copying, duplicate_token_scores, fourier_progress,
-    head_ablation_losses, icl_score, induction_scores, prefix_matching_scores,
-    prev_token_scores."""
+    """Run analyzers over a source's checkpoints into one tidy table (cached in
+    RUN_DIR/analysis/, or the user cache for models we did not train).
+    Analyzers: composition_scores, copying_scores, direct_logit_copying,
+    duplicate_token_scores, fourier_progress, head_ablation_losses, icl_score,
+    induction_scores, prefix_matching_scores, prev_token_scores; for models
+    with a tokenizer also prefix_matching_text, text_copy and (context >= 512)
+    olsson_icl_score."""
     from interp.experiments.sweeping import sweep_run
     from interp.training.files import atomic_write_text
 
     _check_output(out)
-    df = sweep_run(run_dir, analyzer, step, jobs=jobs, refresh=refresh)
+    df = sweep_run(source, analyzer, step, jobs=jobs, refresh=refresh, device=device)
     if out is None:
         typer.echo(df.to_csv(index=False))
     else:
@@ -330,13 +346,30 @@ def sweep(
 
 @app.command()
 @guarded
-def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
-    """Write RUN_DIR/report.html (opens offline; plotly.js inlined)."""
+def report(
+    source: Source,
+    step: Annotated[
+        list[int] | None, typer.Option(help="Checkpoint step (repeatable; hub: required).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="HTML file (default: RUN_DIR/report.html; report-NAME.html for others)."),
+    ] = None,
+) -> None:
+    """Write the offline HTML report of a run, or of a checkpoint series we did
+    not train (plotly.js and circuitsvis inlined)."""
     from interp.experiments.registry import experiment
-    from interp.training.rundir import open_run
+    from interp.experiments.sweeping import open_source
+    from interp.training.rundir import Run
 
-    run = open_run(run_dir)
-    typer.echo(str(experiment(run.experiment).write_report(run)))
+    _check_output(out)
+    src = open_source(source, step)
+    if isinstance(src, Run):
+        typer.echo(str(experiment(src.experiment).write_report(src)))
+        return
+    from interp.experiments.external import write_external_report
+
+    typer.echo(str(write_external_report(src, out or Path(f"report-{src.name}.html"), step)))
 
 
 @app.command()

@@ -20,6 +20,7 @@ ORDER = {
     "viz": 5,
     "experiments": 6,
     "cli": 7,
+    "__main__": 8,
 }
 ROOT = Path(interp.__file__).parent
 

@@ -60,6 +60,7 @@ def test_sweep_is_tidy_and_cached(tiny_run, monkeypatch):
         "head",
         "source_layer",
         "source_head",
+        "item",
         "metric",
         "value",
     ]

@@ -44,6 +44,18 @@ def _head_weights(model: nn.Module) -> dict[str, Tensor]:
     }
 
 
+def _detached_activations(model: nn.Module) -> dict[int, Any]:
+    """A deepcopy memo that copies the activations a forward pass left on
+    the modules (TL keeps the last attention pattern) as detached tensors:
+    a tensor with a graph cannot be deep-copied."""
+    return {
+        id(v): v.detach().clone()
+        for m in model.modules()
+        for v in vars(m).values()
+        if isinstance(v, Tensor) and not v.is_leaf
+    }
+
+
 def processed(model: nn.Module, memo: dict[Any, Any] | None = None) -> nn.Module:
     """A copy of a TransformerLens bridge with HookedTransformer's weight
     processing (fold LayerNorm, centre writing weights and unembedding); the
@@ -53,7 +65,7 @@ def processed(model: nn.Module, memo: dict[Any, Any] | None = None) -> nn.Module
     key = ("processed", id(model))
     if memo is not None and key in memo:
         return memo[key]
-    out = copy.deepcopy(model)
+    out = copy.deepcopy(model, _detached_activations(model))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out.enable_compatibility_mode(disable_warnings=True)

@@ -137,7 +137,7 @@ def to_rows(step: int, name: str, result: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def cache_key(fn: Analyzer, run: Run) -> str | None:
+def cache_key(fn: Analyzer, run: Any) -> str | None:
     """The analyzer's part of its cache key (fingerprint and ``cache_token``),
     or None when it has no stable fingerprint."""
     try:

@@ -1,5 +1,6 @@
-"""Sweep a run with its experiment's analyzers, chosen by name, optionally over
-several worker processes (what ``interp sweep`` runs)."""
+"""Sweep a run, or a checkpoint series we did not train, with analyzers chosen
+by name, optionally over several worker processes (what ``interp sweep``
+runs)."""
 
 from __future__ import annotations
 
@@ -12,55 +13,73 @@ from typing import Any
 from interp.analysis.sweep import CacheMode, sweep
 from interp.config.core import ConfigError
 from interp.experiments.registry import experiment
-from interp.training.rundir import Run, open_run
+from interp.training.rundir import Run
 
 
-def run_analyzers(run: Run, names: Sequence[str] | None = None) -> list[Any]:
-    """The analyzers called ``names`` as they apply to ``run`` (e.g. with its
-    probe range), or the run experiment's defaults."""
-    exp = experiment(run.experiment)
-    fns = [exp.analyzer(run, n) for n in names] if names else exp.analyzers(run)
+def open_source(what: str | Path | Any, steps: Sequence[int] | None = None) -> Any:
+    """A run directory, ``save_pretrained`` directories or ``hf:OWNER/NAME``
+    (with ``steps``: its revisions) as a checkpoint source."""
+    from interp.sources import open_checkpoints
+
+    if not isinstance(what, (str, Path)):
+        return what
+    if isinstance(what, str) and what.startswith("hf:"):
+        return open_checkpoints(what, steps)
+    return open_checkpoints(Path(what))
+
+
+def run_analyzers(source: Any, names: Sequence[str] | None = None) -> list[Any]:
+    """The analyzers called ``names`` as they apply to ``source`` (with its
+    probes), or its defaults: the experiment's for a run of ours, every head
+    analyzer and the text probes for a model we did not train."""
+    if not isinstance(source, Run):
+        from interp.experiments.external import default_analyzers
+
+        return default_analyzers(source, names)
+    exp = experiment(source.experiment)
+    fns = [exp.analyzer(source, n) for n in names] if names else exp.analyzers(source)
     if not fns:
-        raise ConfigError(f"{run.experiment} runs have no default analyzers; name some")
+        raise ConfigError(f"{source.experiment} runs have no default analyzers; name some")
     return fns
 
 
-def _chunk(path: str, names: Sequence[str] | None, steps: Sequence[int], cache: CacheMode) -> int:
+def _chunk(what: str, names: Sequence[str] | None, steps: Sequence[int], cache: CacheMode) -> int:
     """Worker: fill the cache of ``steps`` (one torch thread)."""
     import torch
 
     torch.set_num_threads(1)
-    run = open_run(path)
-    sweep(run, run_analyzers(run, names), steps, cache=cache)
+    source = open_source(what, steps)
+    sweep(source, run_analyzers(source, names), steps, cache=cache, progress=False)
     return len(steps)
 
 
 def sweep_run(
-    run: Run | str | Path,
+    what: str | Path | Any,
     names: Sequence[str] | None = None,
     steps: Sequence[int] | None = None,
     *,
     jobs: int = 1,
     refresh: bool = False,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> Any:
-    """``sweep`` of ``run`` with analyzers chosen by name (default: the
-    experiment's). With ``jobs > 1`` the checkpoints are split over that many
-    worker processes of one torch thread each, which fill the cache; the
-    table is then read from it. ``refresh`` recomputes every result."""
-    run = run if isinstance(run, Run) else open_run(run)
-    fns = run_analyzers(run, names)
-    wanted = list(steps) if steps else run.steps
+    """``sweep`` of a source with analyzers chosen by name (default: its own).
+    With ``jobs > 1`` the checkpoints are split over that many worker
+    processes of one torch thread each, which fill the cache; the table is
+    then read from it. ``refresh`` recomputes every result."""
+    source = open_source(what, steps)
+    fns = run_analyzers(source, names)
+    wanted = list(steps) if steps else source.steps
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be a whole number >= 1, got {jobs!r}")
     cache: CacheMode = "refresh" if refresh else True
-    if jobs > 1 and len(wanted) > 1:
+    if jobs > 1 and len(wanted) > 1 and isinstance(what, (str, Path)):
         chunks = [wanted[i::jobs] for i in range(jobs) if wanted[i::jobs]]
+        spec = str(what)
         with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
-            for fut in [pool.submit(_chunk, str(run.path), names, c, cache) for c in chunks]:
+            for fut in [pool.submit(_chunk, spec, names, c, cache) for c in chunks]:
                 fut.result()
         cache = True
-    return sweep(run, fns, wanted, cache=cache, device=device)
+    return sweep(source, fns, wanted, cache=cache, device=device)
 
 
-__all__ = ["run_analyzers", "sweep_run"]
+__all__ = ["open_source", "run_analyzers", "sweep_run"]

@@ -9,9 +9,10 @@ model's, which is tested).
 * :class:`HubCheckpoints` — a hub repository at several revisions: Pythia's
   ``step{N}`` and stanford-crfm's ``checkpoint-{N}`` from a step number (TL's
   ``checkpoint_value``), any other revision by name. They come from the
-  Hugging Face cache (``$HF_HOME``); with ``HF_HUB_OFFLINE=1`` nothing is
-  downloaded, and a revision that is not cached is an error naming the model,
-  the revision and the cache.
+  Hugging Face cache (``$HF_HOME``): a cached revision loads from its snapshot
+  without touching the network; another is downloaded, unless
+  ``HF_HUB_OFFLINE=1``, when it is an error naming the model, the revision and
+  the cache.
 
 Weights are loaded by ``transformers`` (safetensors, or its own guarded
 loading of ``pytorch_model.bin``). Each checkpoint's cache key is a sha256 of
@@ -63,15 +64,17 @@ def _quiet_loading() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _offline() -> Iterator[None]:
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    """No network: huggingface_hub reads ``HF_HUB_OFFLINE`` once, at import,
+    into ``constants.HF_HUB_OFFLINE``, which transformers consults on every
+    call, so that is what is switched."""
+    from huggingface_hub import constants
+
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
+        constants.HF_HUB_OFFLINE = old
 
 
 def boot(
@@ -94,23 +97,32 @@ def boot(
 
 
 def usable_tokenizer(tokenizer: Any) -> Any:
-    """``tokenizer`` if it maps text to ids (a vocabulary of more than one
-    token), else None (TransformerLens makes an empty one for a directory
-    without tokenizer files)."""
+    """``tokenizer`` if it maps text to ids, else None: transformers and
+    TransformerLens build a tokenizer of special tokens alone for a model
+    whose files carry none."""
     try:
-        return tokenizer if tokenizer is not None and len(tokenizer) > 1 else None
-    except TypeError:
+        special = set(tokenizer.all_special_ids or [])
+        return tokenizer if len(tokenizer) > len(special) else None
+    except (AttributeError, TypeError):
         return None
 
 
 def _load_tokenizer(where: str, **kwargs: Any) -> Any:
+    """The tokenizer at ``where`` (a directory, or a repository at
+    ``revision``), asked to prepend BOS: TransformerLens otherwise reloads it
+    by name to do so, and that reload drops the revision (the hub's ``main``
+    may be absent from an offline cache)."""
     from transformers import AutoTokenizer
 
-    try:
-        with _quiet_loading():
-            return usable_tokenizer(AutoTokenizer.from_pretrained(where, **kwargs))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    with _quiet_loading():
+        for extra in ({"add_bos_token": True}, {}):
+            try:
+                return usable_tokenizer(AutoTokenizer.from_pretrained(where, **extra, **kwargs))
+            except ValueError:
+                continue  # tokenizers that cannot prepend BOS (no BOS token)
+            except (OSError, KeyError, TypeError):
+                return None
+    return None
 
 
 def _file_sha(path: Path) -> str:
@@ -205,8 +217,19 @@ class LocalCheckpoints:
         try:
             with _offline():
                 return boot(str(d), device=device, tokenizer=self.tokenizer)
-        except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
+        except _load_errors() as exc:
             raise RunError(f"cannot load {d}: {_first_line(exc)}") from exc
+
+    def hf_config(self, step: int) -> Any:
+        """The Hugging Face config of ``step`` (no weights read)."""
+        from transformers import AutoConfig
+
+        d = self.directory(step)
+        try:
+            with _offline():
+                return AutoConfig.from_pretrained(str(d))
+        except (OSError, ValueError, KeyError) as exc:
+            raise RunError(f"cannot read the config of {d}: {_first_line(exc)}") from exc
 
     def sha(self, step: int) -> str:
         if step not in self._shas:
@@ -284,33 +307,76 @@ class HubCheckpoints:
             )
         return self._revisions[step]
 
-    def load(self, step: int | None = None, device: str | torch.device = "cpu") -> nn.Module:
-        step = self.steps[-1] if step is None else step
-        rev = self.revision(step)
+    def snapshot(self, step: int) -> Path | None:
+        """The cached snapshot directory of ``step``'s revision, or None."""
+        from huggingface_hub import snapshot_download
+
         try:
-            return boot(self.repo, device=device, tokenizer=self.tokenizer, revision=rev)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            with _offline():
+                return Path(
+                    snapshot_download(
+                        self.repo, revision=self.revision(step), local_files_only=True
+                    )
+                )
+        except (OSError, ValueError):  # LocalEntryNotFoundError is an OSError
+            return None
+
+    @contextlib.contextmanager
+    def _opening(self, step: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Where to load ``step`` from and with which arguments: a cached
+        snapshot, offline; else the repository at the revision. Failures
+        become a RunError naming the model, the revision and the cache."""
+        rev = self.revision(step)
+        where = self.snapshot(step)
+        try:
+            if where is not None:
+                with _offline():
+                    yield str(where), {}
+            else:
+                yield self.repo, {"revision": rev}
+        except _load_errors() as exc:
+            state = (
+                "is cached but did not load"
+                if where
+                else ("is not in the Hugging Face cache and could not be downloaded")
+            )
             raise RunError(
-                f"cannot load {self.repo} at revision {rev}: it is not in the Hugging Face cache "
-                f"({_hub_cache()}) and could not be downloaded ({_first_line(exc)})"
+                f"cannot load {self.repo} at revision {rev}: it {state} "
+                f"(cache {_hub_cache()}; {_first_line(exc)})"
             ) from exc
+
+    def load(self, step: int | None = None, device: str | torch.device = "cpu") -> nn.Module:
+        """A cached revision loads from its snapshot without the network; any
+        other is downloaded unless ``HF_HUB_OFFLINE=1``."""
+        step = self.steps[-1] if step is None else step
+        tokenizer = self.tokenizer
+        with self._opening(step) as (where, kwargs):
+            return boot(where, device=device, tokenizer=tokenizer, **kwargs)
+
+    def hf_config(self, step: int) -> Any:
+        """The Hugging Face config of ``step`` (no weights read)."""
+        from transformers import AutoConfig
+
+        with self._opening(step) as (where, kwargs):
+            return AutoConfig.from_pretrained(where, **kwargs)
 
     def sha(self, step: int) -> str:
         """The commit the revision points to in the local cache (else the
         revision name: the cache is then keyed by name until it is cached)."""
-        from huggingface_hub import try_to_load_from_cache
-
-        rev = self.revision(step)
-        found = try_to_load_from_cache(self.repo, "config.json", revision=rev)
-        if isinstance(found, str):
-            return f"{self.repo}@{Path(found).parent.name}"
-        return f"{self.repo}@{rev}"
+        where = self.snapshot(step)
+        return f"{self.repo}@{where.name if where else self.revision(step)}"
 
     @property
     def tokenizer(self) -> Any:
+        """The tokenizer of the latest revision (from its snapshot if cached)."""
         if self._tokenizer is ...:
-            rev = self._revisions[self.steps[-1]]
-            self._tokenizer = _load_tokenizer(self.repo, revision=rev)
+            last = self.steps[-1]
+            where = self.snapshot(last)
+            if where is not None:
+                with _offline():
+                    self._tokenizer = _load_tokenizer(str(where))
+            else:
+                self._tokenizer = _load_tokenizer(self.repo, revision=self.revision(last))
         return self._tokenizer
 
     @property
@@ -319,6 +385,14 @@ class HubCheckpoints:
 
     def __repr__(self) -> str:
         return f"HubCheckpoints({self.repo!r}, steps={self.steps})"
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What loading a broken or foreign checkpoint raises (safetensors'
+    header errors are their own class)."""
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, KeyError, RuntimeError, NotImplementedError, SafetensorError)
 
 
 def _hub_cache() -> str:

@@ -91,9 +91,7 @@ class RunLock:
         if not owner:
             return "another process"
         cmd = f" ({owner['command']})" if owner.get("command") else ""
-        return (
-            f"PID {owner.get('pid')} on {owner.get('host')} since {owner.get('since')}{cmd}"
-        )
+        return f"PID {owner.get('pid')} on {owner.get('host')} since {owner.get('since')}{cmd}"
 
 
 __all__ = ["LOCK_FILE", "OWNER_FILE", "RunLock", "RunLocked"]
