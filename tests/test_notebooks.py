@@ -37,4 +37,5 @@ def test_notebooks_exist():
         "02_induction_heads.ipynb",
         "03_lottery_tickets.ipynb",
         "04_repeated_data.ipynb",
+        "05_bring_your_own_model.ipynb",
     } <= names

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from interp.analysis.heads import default_probe, model_dims, run_cache
+from interp.analysis.heads import _check_tokens, default_probe, model_dims, run_cache
 from interp.config.core import InputError
 
 
@@ -41,14 +41,26 @@ def per_token_loss(
     """Cross-entropy of predicting token i+1 from positions ≤ i; NaN where
     token i+1 is not one the model can output (an input-only token, e.g. the
     ``=`` of the grokking models, whose outputs are the p residues)."""
-    logits = run_cache(model, tokens, memo)["logits"].double()  # validates the probe
-    targets = tokens[:, 1:].to(logits.device)
+    logits = run_cache(model, tokens, memo)["logits"]  # validates the probe
+    return _next_token_loss(logits[:, :-1], tokens[:, 1:])
+
+
+def _next_token_loss(
+    logits: Float[Tensor, "batch pos vocab"], targets: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "batch pos"]:
+    """Cross-entropy in float64, a few rows at a time (a 50k vocabulary in
+    float64 is 0.4 MB per position); NaN for targets the model cannot output."""
+    targets = targets.to(logits.device)
     n_out = logits.shape[-1]
     valid = targets < n_out
-    loss = F.cross_entropy(
-        logits[:, :-1].reshape(-1, n_out), targets.clamp(max=n_out - 1).reshape(-1),
-        reduction="none",
-    ).reshape(targets.shape)  # fmt: skip
+    rows = max(1, (1 << 25) // max(1, logits.shape[1] * n_out))
+    parts = []
+    for i in range(0, logits.shape[0], rows):
+        lg = logits[i : i + rows].double()
+        tg = targets[i : i + rows].clamp(max=n_out - 1)
+        loss = F.cross_entropy(lg.reshape(-1, n_out), tg.reshape(-1), reduction="none")
+        parts.append(loss.reshape(tg.shape))
+    loss = torch.cat(parts) if parts else torch.zeros(targets.shape, dtype=torch.float64)
     return torch.where(valid, loss, torch.full_like(loss, math.nan))
 
 
@@ -85,6 +97,7 @@ def olsson_icl_score(
     *,
     early: int = 50,
     late: int = 500,
+    batch: int = 4,
     memo: dict[Any, Any] | None = None,
 ) -> dict[str, float]:
     """Olsson et al. 2022's in-context-learning score (§2, "in-context
@@ -93,15 +106,40 @@ def olsson_icl_score(
     later context helps. Indices count tokens from 0, so the sequences need
     more than ``late`` tokens (a context of 512, as the paper's models).
     :func:`~interp.analysis.probes.natural_text` gives such sequences of the
-    shipped corpus for a tokenizer."""
+    shipped corpus for a tokenizer. Runs ``batch`` sequences at a time and
+    keeps only the two positions' logits (``memo`` is accepted for the sweep
+    and not used: no other analyzer reads these long sequences)."""
     if tokens.shape[1] <= late:
         raise InputError(
             f"Olsson's ICL score needs sequences of more than {late} tokens (a context of 512); "
             f"got {tokens.shape[1]}"
         )
-    loss = per_token_loss(model, tokens, memo=memo)  # index i predicts token i+1
-    e, lt = loss[:, early - 1].mean().item(), loss[:, late - 1].mean().item()
+    _check_tokens(model, tokens)
+    at = torch.tensor([early - 1, late - 1])  # logits at index i predict token i+1
+    device = next(model.parameters()).device
+    losses = []
+    with torch.no_grad():
+        for i in range(0, tokens.shape[0], batch):
+            chunk = tokens[i : i + batch].to(device)
+            logits = model(chunk[:, :late])[:, at.to(device)]
+            losses.append(_next_token_loss(logits, chunk[:, at + 1]))
+    loss = torch.cat(losses)
+    e, lt = loss[:, 0].mean().item(), loss[:, 1].mean().item()
     return {"olsson_icl_score": lt - e, f"loss_at_{early}": e, f"loss_at_{late}": lt}
+
+
+def _row_extremes(
+    x: Float[Tensor, "b q d"], w: Float[Tensor, "d vocab"], rows: int = 32
+) -> tuple[Float[Tensor, "b q"], Float[Tensor, "b q"]]:
+    """Max and min over the vocabulary of ``x @ w`` (float64), formed a few
+    rows at a time so that each block of logits stays in the CPU's cache."""
+    flat = x.reshape(-1, x.shape[-1])
+    top = torch.empty(flat.shape[0], dtype=torch.float64, device=x.device)
+    bottom = torch.empty_like(top)
+    for i in range(0, flat.shape[0], rows):
+        lo, hi = torch.aminmax(flat[i : i + rows] @ w, dim=-1)
+        top[i : i + rows], bottom[i : i + rows] = hi, lo
+    return top.reshape(x.shape[:-1]), bottom.reshape(x.shape[:-1])
 
 
 def direct_logit_copying(
@@ -118,18 +156,22 @@ def direct_logit_copying(
     W_U = model.W_U.detach().double()  # [d_model, vocab_out]
     vocab_out = W_U.shape[1]
     src = tokens.to(W_U.device)
+    in_vocab = src < vocab_out  # [b, k]
     out = torch.zeros(n_layers, n_heads, dtype=torch.float64)
     for layer in range(n_layers):
         z = cache[f"blocks.{layer}.attn.hook_z"].double()  # [b, q, h, d_head]
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"].double()  # [b, h, q, k]
+        W_OU = W_O[layer] @ W_U  # [h, d_head, vocab_out]
         for head in range(n_heads):
-            dla = z[:, :, head] @ W_O[layer, head] @ W_U  # [b, q, vocab_out]
-            dla = dla - dla.mean(dim=-1, keepdim=True)
-            scale = dla.abs().amax(dim=-1)  # [b, q]
-            # logit of each source token at each query position: [b, q, k]
-            in_vocab = src.clamp(max=vocab_out - 1)
-            at_src = torch.gather(dla, 2, in_vocab[:, None, :].expand(-1, dla.shape[1], -1))
-            at_src = torch.where(src[:, None, :] < vocab_out, at_src, torch.zeros_like(at_src))
+            zh, ou = z[:, :, head], W_OU[head]
+            # the head's logits are zh @ ou, centred over the vocabulary
+            mean = zh @ ou.mean(-1)  # [b, q]
+            top, bottom = _row_extremes(zh.float(), ou.float())
+            scale = torch.maximum(top - mean, mean - bottom)  # max |centred logit|
+            # centred logit of each source token at each query position: [b, q, k]
+            cols = ou[:, src.clamp(max=vocab_out - 1)]  # [d_head, b, k]
+            at_src = torch.einsum("bqd,dbk->bqk", zh, cols) - mean[..., None]
+            at_src = torch.where(in_vocab[:, None, :], at_src, torch.zeros_like(at_src))
             attended = (pattern[:, head] * at_src).sum(-1)  # [b, q]
             ratio = torch.where(scale > 1e-12, attended / scale.clamp_min(1e-300), 0.0)
             out[layer, head] = ratio.mean()

@@ -203,7 +203,7 @@ def sweep(
     column naming each).
 
     Returns a DataFrame with columns step, layer, head, source_layer,
-    source_head, item, metric, value (the head and item columns are missing
+    source_head, item, metric, value (the head and item columns are null
     where they do not apply). Each checkpoint is loaded at most once, and not
     at all when every analyzer's result is cached, and dropped before the
     next is loaded. ``cache=False`` neither reads nor writes the cache;

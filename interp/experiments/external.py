@@ -144,6 +144,20 @@ def external_page(source: Any, df: Any) -> Any:
     ):
         if (df["metric"] == metric).any():
             figures.append(head_score_heatmap(df, metric))
+    per_item = df[df["item"].notna()]
+    if len(per_item):
+        items = go.Figure()
+        for metric, d in per_item.groupby("metric"):
+            mean = d.groupby("step")["value"].mean()
+            items.add_trace(
+                go.Scatter(x=mean.index, y=mean.values, mode="lines+markers", name=metric)
+            )
+        items.update_layout(
+            title="Per-sequence measures (mean over the sequences) over checkpoints",
+            xaxis={"title": "step"},
+            height=400,
+        )
+        figures.append(items)
     last = source.steps[-1]
     model = source.load(last)
     figures.append(composition_figure(composition_scores(model), f"composition at step {last}"))
@@ -177,13 +191,19 @@ def external_page(source: Any, df: Any) -> Any:
     )
 
 
-def write_external_report(source: Any, out: str | Path, steps: Sequence[int] | None = None) -> Path:
-    """Sweep a source we did not train with its default analyzers and write
-    its report to ``out`` (offline HTML)."""
+def write_external_report(
+    source: Any,
+    out: str | Path,
+    steps: Sequence[int] | None = None,
+    analyzers: Sequence[Analyzer] | None = None,
+) -> Path:
+    """Sweep a source we did not train (with its default analyzers, or
+    ``analyzers``; cached results are reused) and write its report to
+    ``out`` (offline HTML)."""
     from interp.analysis import sweep
     from interp.viz.report import write_page
 
-    df = sweep(source, default_analyzers(source), steps)
+    df = sweep(source, analyzers or default_analyzers(source), steps)
     return write_page(external_page(source, df), out)
 
 
