@@ -327,9 +327,10 @@ def sweep(
 ) -> None:
     """Run analyzers over a source's checkpoints into one tidy table (cached in
     RUN_DIR/analysis/, or the user cache for models we did not train).
-    Analyzers: composition_scores, copying_scores, direct_logit_copying,
-    duplicate_token_scores, fourier_progress, head_ablation_losses, icl_score,
-    induction_scores, prefix_matching_scores, prev_token_scores; for models
+    Analyzers: composition_scores, copy_gain, copying_scores,
+    duplicate_token_scores, fourier_progress, head_ablation_losses,
+    induction_scores, logit_copying_scores, prefix_matching_scores,
+    prev_token_scores, signed_logit_copying; for models
     with a tokenizer also prefix_matching_text, text_copy and (context >= 512)
     olsson_icl_score."""
     from interp.experiments.sweeping import sweep_run

@@ -229,7 +229,7 @@ def test_induction_train_report_and_attention_view(tmp_path):
     out = cli("sweep", run, "--out", tmp_path / "heads.csv")
     assert out.exit_code == 0, out.output
     heads = pd.read_csv(tmp_path / "heads.csv")
-    assert {"induction_scores", "prefix_matching_scores", "icl_score"} <= set(heads["metric"])
+    assert {"induction_scores", "prefix_matching_scores", "copy_gain"} <= set(heads["metric"])
     assert heads["layer"].notna().any()
     comp = heads[heads["metric"] == "k_composition"]  # tidy: source head in its own columns
     assert len(comp) and comp["source_layer"].eq(0).all() and comp["layer"].eq(1).all()
@@ -286,7 +286,7 @@ def test_tickets_find_and_train(tmp_path):
     assert cfg["experiment"] == "tickets" and cfg["config"]["ticket"]["rate"] == 0.6
     out = cli("report", ticket)  # a ticket run is a grokking-style run directory
     assert out.exit_code == 0, out.output
-    assert "restricted (key freqs only)" in (ticket / "report.html").read_text()
+    assert "restricted (key freqs only, test pairs)" in (ticket / "report.html").read_text()
     assert cfg["config"]["ticket"]["source_step"] == 60
     assert cfg["config"]["ticket"]["rewind_step"] == 0
     for args, msg in [

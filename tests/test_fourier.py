@@ -14,12 +14,14 @@ from interp.analysis import (
     gini,
     key_frequencies,
     logit_frequency_shares,
+    logit_grid,
     pick_key_frequencies,
     progress_measures,
     restricted_logits,
+    restricted_loss,
     sum_squared_weights,
 )
-from interp.data.modular import ModularConfig, make_modular
+from interp.data.modular import ModularConfig, all_pairs, make_modular
 from interp.models import MLPConfig, TransformerConfig, make_mlp, make_transformer
 
 P = 31
@@ -143,3 +145,52 @@ def test_progress_measures_on_a_perfect_fourier_model():
     wrong = progress_measures(model, data, [7])
     assert wrong["restricted_loss"] == pytest.approx(math.log(P), rel=1e-5)
     assert wrong["excluded_loss"] == pytest.approx(m["train_loss"], rel=1e-5)
+
+
+def test_restricted_loss_is_on_the_test_pairs_by_default():
+    """Nanda's code evaluates the restricted loss on the test pairs; all p²
+    pairs is an option, and both appear in progress_measures."""
+    data = make_modular(ModularConfig(p=P, train_fraction=0.3), seed=0)
+    torch.manual_seed(0)
+    model = _CosineModel(P, [2, 5])
+    with torch.no_grad():
+        model.table += torch.randn_like(model.table)  # not a perfect adder: splits differ
+    grid = logit_grid(model, P)
+    restricted = restricted_logits(grid, [2, 5])
+
+    def ce(pairs):
+        logits = restricted[pairs[:, 0], pairs[:, 1]]
+        return float(torch.nn.functional.cross_entropy(logits, (pairs[:, 0] + pairs[:, 1]) % P))
+
+    test, every = ce(data.pairs_test), ce(all_pairs(P))
+    assert test != pytest.approx(every, rel=1e-4)
+    assert restricted_loss(model, data, [2, 5]) == pytest.approx(test, rel=1e-9)
+    assert restricted_loss(model, data, [2, 5], split="all") == pytest.approx(every, rel=1e-9)
+    assert restricted_loss(model, P, [2, 5], split="all") == pytest.approx(every, rel=1e-9)
+    with pytest.raises(Exception, match="needs the run's data"):
+        restricted_loss(model, P, [2, 5])
+    m = progress_measures(model, data, [2, 5])
+    assert m["restricted_loss"] == pytest.approx(test, rel=1e-9)
+    assert m["restricted_loss_all_pairs"] == pytest.approx(every, rel=1e-9)
+
+
+def test_neuron_logit_gini_reads_the_map_from_neurons_to_logits():
+    """W_L of an MLP model is its output layer (times the read-out); one
+    whose rows follow a single frequency over the outputs has a Gini near
+    its maximum, a random one a low Gini (Nanda et al. §5.1)."""
+    from interp.analysis.fourier import neuron_logit_map
+
+    model = make_mlp(MLPConfig(n_tokens=P, d_out=P, d_embed=16, d_hidden=32), seed=0)
+    w_l = neuron_logit_map(model)
+    assert w_l is not None and w_l.shape == (P, 32)
+    random_gini = gini(embedding_frequency_norms(w_l))
+    c = torch.arange(P, dtype=torch.float64)[:, None]
+    with torch.no_grad():
+        model.out.weight.copy_(torch.cos(2 * math.pi * 3 * c / P) * torch.randn(1, 32))
+    one = gini(embedding_frequency_norms(neuron_logit_map(model)))
+    n = P // 2
+    assert one == pytest.approx((n - 1) / n, abs=1e-6) and random_gini < 0.5  # float32 weights
+    data = make_modular(ModularConfig(p=P, train_fraction=0.3), seed=0)
+    assert progress_measures(model, data, [3])["neuron_logit_gini"] == pytest.approx(one)
+    attn_only = _CosineModel(P, [2])
+    assert "neuron_logit_gini" not in progress_measures(attn_only, data, [2])

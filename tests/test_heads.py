@@ -11,15 +11,16 @@ from interp.analysis import (
     HEAD_ANALYZERS,
     analyzer_name,
     composition_scores,
+    copy_gain,
     copying_scores,
     default_probe,
-    direct_logit_copying,
     duplicate_token_scores,
     head_analyzers,
-    icl_score,
     induction_scores,
+    logit_copying_scores,
     prefix_matching_scores,
     prev_token_scores,
+    signed_logit_copying,
 )
 from interp.analysis.heads import induction_targets, pattern_score, previous_token_targets
 from interp.data.sequences import prefix_matching_probe, repeated_random_tokens
@@ -90,19 +91,73 @@ def test_composition_scores(model):
     assert comp["v_composition"].abs().max() == 0
 
 
-def test_direct_logit_copying(model, probe):
-    s = direct_logit_copying(model, probe)
+def test_signed_logit_copying(model, probe):
+    s = signed_logit_copying(model, probe)
     assert s[1, 0] > 0.8
     assert s[0, 0] == 0 and s[0, 1] == 0 and s[1, 1] == 0
-    neg = direct_logit_copying(build_model(copy_sign=-1.0), probe)
+    neg = signed_logit_copying(build_model(copy_sign=-1.0), probe)
     assert neg[1, 0] < -0.8
+    with pytest.warns(DeprecationWarning, match="signed_logit_copying"):
+        from interp.analysis import direct_logit_copying
+
+        assert torch.equal(direct_logit_copying(model, probe), s)
 
 
-def test_icl_score(model, probe):
-    res = icl_score(model, probe, early=5, late=16)
-    assert res["icl_score"] < -0.5 and res["loss_late"] < res["loss_early"]
+def _reference_copying_score(model, tokens, layer, head):
+    """Bansal et al.'s copying score written out position by position, from
+    TransformerLens's cache: ReLU of the centred direct logits, the
+    most-attended token's share of the raised logits of the distinct tokens
+    up to the query, at queries whose token occurred before."""
+    _, cache = model.run_with_cache(tokens)
+    z = cache[f"blocks.{layer}.attn.hook_z"][:, :, head].double()
+    pat = cache[f"blocks.{layer}.attn.hook_pattern"][:, head].double()
+    ou = model.W_O[layer, head].detach().double() @ model.W_U.detach().double()
+    vals = []
+    for b in range(tokens.shape[0]):
+        for q in range(1, tokens.shape[1]):
+            if int(tokens[b, q]) not in tokens[b, :q].tolist():
+                continue  # only queries whose token occurred before
+            logits = z[b, q] @ ou
+            raised = torch.relu(logits - logits.mean())
+            seen = sorted(set(tokens[b, : q + 1].tolist()))
+            total = sum(float(raised[t]) for t in seen)
+            top = int(tokens[b, int(pat[b, q].argmax())])
+            vals.append(float(raised[top]) / total if total > 0 else 0.0)
+    return sum(vals) / len(vals)
+
+
+def test_logit_copying_scores(model, probe):
+    """The published copying score in [0, 1]: near 1 for the hand-built
+    copying head, 0 for heads that write nothing to the logits and for the
+    same head when it suppresses (ReLU); equal to a position-by-position
+    reference on a random model."""
+    s = logit_copying_scores(model, probe)
+    assert s[1, 0] > 0.9
+    assert s[0, 0] == 0 and s[0, 1] == 0 and s[1, 1] == 0
+    neg = logit_copying_scores(build_model(copy_sign=-1.0), probe)
+    assert neg[1, 0] < 0.1
+    from interp.models import TransformerConfig, make_transformer
+
+    rnd = make_transformer(TransformerConfig(n_layers=2, d_vocab=12, d_vocab_out=12, n_ctx=16), 0)
+    toks = repeated_random_tokens(3, 6, (0, 12), seed=1)
+    got = logit_copying_scores(rnd, toks)
+    assert bool(((got >= 0) & (got <= 1)).all())
+    for layer, head in ((0, 0), (1, 1)):
+        assert float(got[layer, head]) == pytest.approx(
+            _reference_copying_score(rnd, toks, layer, head), abs=1e-6
+        )
+
+
+def test_copy_gain(model, probe):
+    res = copy_gain(model, probe, early=5, late=16)
+    assert res["copy_gain"] > 0.5 and res["loss_late"] < res["loss_early"]
+    assert res["copy_gain"] == pytest.approx(res["loss_early"] - res["loss_late"])
     with pytest.raises(ValueError, match="late index 40"):
-        icl_score(model, probe, early=5, late=40)
+        copy_gain(model, probe, early=5, late=40)
+    with pytest.warns(DeprecationWarning, match="copy_gain"):
+        from interp.analysis import icl_score
+
+        assert icl_score(model, probe, early=5, late=16)["icl_score"] == -res["copy_gain"]
 
 
 def test_scores_on_hand_made_patterns():
@@ -175,3 +230,62 @@ def test_head_ablation_losses_find_the_circuit_and_nothing_else(model, probe):
     assert float(z[1, 0]) == pytest.approx(float(closed - base), abs=1e-5)
     with pytest.raises((ValueError, TypeError), match="ablation"):  # beartype or our check
         head_ablation_losses(model, probe, ablation="resample")
+
+
+@pytest.mark.parametrize(
+    ("ours", "tl_name"),
+    [
+        (induction_scores, "induction_head"),
+        (duplicate_token_scores, "duplicate_token_head"),
+        (prev_token_scores, "previous_token_head"),
+    ],
+)
+def test_tl_normalization_reproduces_transformer_lens_head_detector(ours, tl_name):
+    """``normalize="tl"`` equals TransformerLens's head detector (error
+    measure ``mul``) on the same cached patterns, sequence by sequence then
+    averaged as ``detect_head`` does for a list of prompts; on the default
+    probe (a segment repeated twice) our default is exactly 2× TL's for the
+    induction and duplicate-token scores."""
+    from transformer_lens import head_detector as hd
+
+    from interp.models import TransformerConfig, make_transformer
+
+    model = make_transformer(TransformerConfig(n_layers=2, d_vocab=20, d_vocab_out=20, n_ctx=24), 3)
+    tokens = default_probe(model)
+    _, cache = model.run_with_cache(tokens)
+    detect = getattr(hd, f"get_{tl_name}_detection_pattern")
+    expect = torch.zeros(2, model.cfg.n_heads, dtype=torch.float64)
+    for b in range(tokens.shape[0]):
+        pattern = detect(tokens[b : b + 1]).double()
+        for layer in range(2):
+            for head in range(model.cfg.n_heads):
+                att = cache[f"blocks.{layer}.attn.hook_pattern"][b, head].double()
+                expect[layer, head] += hd.compute_head_attention_similarity_score(
+                    att, pattern, exclude_bos=False, exclude_current_token=False,
+                    error_measure="mul",
+                )  # fmt: skip
+    expect /= tokens.shape[0]
+    got = ours(model, tokens, normalize="tl")
+    torch.testing.assert_close(got.double(), expect, atol=1e-6, rtol=0)
+    if tl_name != "previous_token_head":
+        torch.testing.assert_close(ours(model, tokens), 2 * got, atol=1e-6, rtol=0)
+
+
+def test_composition_baseline_is_the_chance_level_of_fresh_inits(model):
+    """The baseline is the mean score of fresh initialisations per layer
+    pair; a fresh init reads about 1 over it, the hand-built K-composition
+    far above."""
+    from interp.analysis import composition_baseline, composition_ratios
+    from interp.models import TransformerConfig, make_transformer
+
+    cfg = TransformerConfig(
+        n_layers=2, n_heads=2, d_model=32, d_head=8, d_vocab=20, d_vocab_out=20, n_ctx=12
+    )
+    base = composition_baseline(lambda seed: make_transformer(cfg, seed), n=6)
+    assert base["k_composition"].shape == (2, 2)
+    assert float(base["k_composition"][0, 1]) > 0.05 and float(base["k_composition"][1, 0]) == 0
+    fresh = composition_ratios(composition_scores(make_transformer(cfg, 99)), base)
+    ratio = fresh["k_composition_ratio"][0, :, 1, :]
+    assert 0.5 < float(ratio.mean()) < 1.5
+    built = composition_ratios(composition_scores(model), {k: torch.ones(2, 2) for k in base})
+    assert float(built["k_composition_ratio"][0, 0, 1, 0]) == pytest.approx(1 / V**0.5, rel=1e-5)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
 from interp import open_run
-from interp.analysis import icl_score, induction_scores, prev_token_scores, sweep
+from interp.analysis import copy_gain, induction_scores, prev_token_scores, sweep
 from interp.config import ConfigError
 from interp.data.sequences import induction_training_batch, periodic_batch
 from interp.experiments import induction
@@ -59,14 +60,14 @@ def quick_runs(tmp_path_factory):
 def test_induction_heads_form_when_in_context_learning_improves(quick_runs):
     two, _, summary, _ = quick_runs
     run = open_run(two)
-    df = sweep(run, [induction_scores, prev_token_scores, icl_score])
+    df = sweep(run, [induction_scores, prev_token_scores, copy_gain])
     ind = df[df.metric == "induction_scores"].groupby("step").value.max()
     prev = df[df.metric == "prev_token_scores"].groupby("step").value.max()
-    icl = df[df.metric == "icl_score"].set_index("step").value
+    gain = df[df.metric == "copy_gain"].set_index("step").value
     assert ind.iloc[0] < 0.1 and ind.iloc[-1] > 0.5  # no induction head at init, one at the end
     assert prev.iloc[-1] > 0.3  # ... and a previous-token head to compose with
     heads_form = int(ind[ind > 0.3].index.min())
-    icl_improves = int(icl[icl < -1.0].index.min())
+    icl_improves = int(gain[gain > 1.0].index.min())
     assert abs(heads_form - icl_improves) <= 100  # same checkpoints (every 50 steps)
     assert summary["t_induction"] is not None and abs(summary["t_induction"] - heads_form) <= 100
     # the induction head lives in layer 1
@@ -81,3 +82,30 @@ def test_one_layer_control_forms_no_induction_head(quick_runs):
     assert scores.max() < 0.3
     assert summary_one["t_induction"] is None
     assert summary_one["final_probe_copy_accuracy"] < 0.5 < summary_two["final_probe_copy_accuracy"]
+
+
+def test_runs_written_with_icl_score_read_as_copy_gain(tmp_path):
+    """Runs from before the rename recorded ``probe/icl_score`` (= second −
+    first copy); they read back as ``copy_gain`` (first − second), summary
+    included, and the results are the same numbers."""
+    import json
+
+    run_dir = tmp_path / "ind"
+    induction.run(induction.preset("tiny"), str(run_dir), device="cpu", quiet=True)
+    new = open_run(run_dir)
+    metrics, summary = new.metrics(), new.summary()
+    assert "copy_gain" in set(metrics.metric) and "final_probe_copy_gain" in summary
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    old_lines = []
+    for line in lines:
+        row = json.loads(line)
+        if row["metric"] == "copy_gain":
+            row = {**row, "metric": "icl_score", "value": -row["value"]}
+        old_lines.append(json.dumps(row))
+    (run_dir / "metrics.jsonl").write_text("\n".join(old_lines) + "\n")
+    old_summary = dict(summary)
+    old_summary["final_probe_icl_score"] = -old_summary.pop("final_probe_copy_gain")
+    (run_dir / "summary.json").write_text(json.dumps(old_summary))
+    old = open_run(run_dir)
+    pd.testing.assert_frame_equal(old.metrics(), metrics)
+    assert old.summary() == summary

@@ -5,15 +5,20 @@ repeated-data run end to end (resume included)."""
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from handbuilt import V, build_model
 from torch import nn
 
 from interp.analysis.memorization import (
+    PowerLaw,
     copy_losses,
     effective_size,
+    effective_size_intervals,
     fit_power_law,
     verbatim_fraction,
 )
@@ -103,3 +108,47 @@ def test_repeated_data_run_end_to_end_and_resume(tmp_path):
     assert a.checkpoint_sha(32) == b.checkpoint_sha(32)
     with pytest.raises(ValueError, match="multiple of train.batch_size"):
         repeated_data.preset("tiny", overrides=["train.batch_size=7"])
+
+
+def test_the_irreducible_term_is_recovered_from_four_sizes():
+    """L = E + a·N^−α with E = 1.2: the fit with an irreducible term finds it
+    (to the grid step), the pure power law cannot, and effective size
+    inverts the fitted law."""
+    truth = PowerLaw(a=30.0, alpha=0.3, irreducible=1.2)
+    n = [1e4, 1e5, 1e6, 1e7]
+    loss = [truth.loss(v) for v in n]
+    law = fit_power_law(n, loss, irreducible=True)
+    assert law.irreducible == pytest.approx(1.2, abs=2e-3)
+    assert law.alpha == pytest.approx(0.3, rel=0.02)
+    pure = fit_power_law(n, loss)
+    assert pure.irreducible == 0 and abs(pure.loss(1e8) - truth.loss(1e8)) > 0.1
+    assert effective_size(law, law.loss(3e5)) == pytest.approx(3e5, rel=1e-6)
+    assert effective_size(law, 1.0) == math.inf  # below the irreducible loss
+    with pytest.raises(ValueError, match="three distinct sizes"):
+        fit_power_law(n[:2], loss[:2], irreducible=True)
+
+
+def test_effective_size_intervals_bootstrap_over_seeds():
+    """Baselines that sit exactly on a power law map to 1 with a tight
+    interval; seed noise in the baselines widens every interval, and the
+    interval of a run contains its point estimate."""
+    law = PowerLaw(a=5.0, alpha=0.1)
+    rows = []
+    for size, n in (("a", 1e4), ("b", 1e5), ("c", 1e6)):
+        for seed, noise in enumerate((0.0, 0.0, 0.0)):
+            rows.append(dict(size=size, run="f0", kind="f0", seed=seed,
+                             non_embedding_params=n, test_loss=law.loss(n) + noise))  # fmt: skip
+        rows.append(dict(size=size, run="rep", kind="repeated", seed=0,
+                         non_embedding_params=n, test_loss=law.loss(n / 4)))  # fmt: skip
+    exact = effective_size_intervals(pd.DataFrame(rows), n_boot=200)
+    f0 = exact[exact["run"] == "f0"]
+    assert f0["ratio"].to_numpy() == pytest.approx(1.0, rel=1e-9)
+    assert (f0["ratio_hi"] - f0["ratio_lo"]).max() < 1e-9
+    rep = exact[exact["run"] == "rep"]
+    assert rep["ratio"].to_numpy() == pytest.approx(0.25, rel=1e-9)
+    noisy = pd.DataFrame(rows)
+    noisy.loc[noisy["kind"] == "f0", "test_loss"] += np.tile([-0.05, 0.0, 0.05], 3)
+    iv = effective_size_intervals(noisy, n_boot=300)
+    assert ((iv["ratio_lo"] <= iv["ratio"]) & (iv["ratio"] <= iv["ratio_hi"])).all()
+    assert (iv["ratio_hi"] / iv["ratio_lo"]).min() > 1.3  # seed noise is worth a factor in N
+    assert {"ratio_seed0", "ratio_seed0_lo", "ratio_seed0_hi"} <= set(iv.columns)

@@ -14,6 +14,7 @@ from interp.pruning import (
     magnitude_mask,
     mask_from_scores,
     prunable_weights,
+    random_mask,
     random_mask_like,
     save_mask,
     sparsity,
@@ -136,11 +137,16 @@ def test_controls_random_mask_and_norm_matched_dense(tmp_path):
     grokking.run(grokking.preset("tiny"), str(dense), device="cpu", quiet=True)
     ticket_mask = tickets.find_mask(open_run(dense), 60, 0.6)
 
-    rnd_cfg = tickets.ticket_config(dense, control="random", overrides=["train.steps=20"])
+    rnd_cfg = tickets.ticket_config(dense, control="random_matched", overrides=["train.steps=20"])
     tickets.run(rnd_cfg, str(tmp_path / "random"), device="cpu", quiet=True)
     rnd = load_mask(tmp_path / "random" / tickets.MASK_FILE)
-    assert sparsity(rnd) == pytest.approx(sparsity(ticket_mask))
+    assert sparsity(rnd) == pytest.approx(sparsity(ticket_mask))  # per matrix
     assert jaccard(rnd, ticket_mask) < 0.9
+    glob_cfg = tickets.ticket_config(dense, control="random", overrides=["train.steps=20"])
+    tickets.run(glob_cfg, str(tmp_path / "random_global"), device="cpu", quiet=True)
+    glob = load_mask(tmp_path / "random_global" / tickets.MASK_FILE)
+    assert sparsity(glob)["total"] == pytest.approx(sparsity(ticket_mask)["total"], abs=1e-3)
+    assert sparsity(glob) != pytest.approx(sparsity(ticket_mask))  # one global threshold
 
     init = open_run(dense).store.load_weights(0)
     for control, p in (("dense_l1", 1), ("dense_l2", 2)):
@@ -203,3 +209,18 @@ def test_overlap_across_checkpoints_and_kept_key_frequency_share(tmp_path):
     mlp = make_mlp(MLPConfig(n_tokens=5, d_out=5, d_embed=3), seed=0)
     emb_m, m_m = embedding_and_mask(mlp, magnitude_mask(mlp, 0.5), 5)
     assert emb_m.shape == m_m.shape == (5, 6)
+
+
+def test_global_random_mask_is_one_threshold_at_the_rate():
+    """The Grokking-Tickets code's random control: exactly ``rate`` removed in
+    all, each matrix near the rate (not the ticket's per-matrix counts),
+    reproducible from its seed."""
+    model = make_mlp(MLPConfig(n_tokens=97, d_out=97, d_embed=64, d_hidden=128), seed=1)
+    mask = random_mask(model, 0.6, seed=3)
+    assert sparsity(mask)["total"] == pytest.approx(0.6, abs=1e-4)
+    for n, m in mask.items():  # binomial spread around 0.6 for matrices of >= 6k weights
+        assert abs(sparsity({n: m})[n] - 0.6) < 0.03
+    again = random_mask(model, 0.6, seed=3)
+    assert all(torch.equal(mask[n], again[n]) for n in mask)
+    other = random_mask(model, 0.6, seed=4)
+    assert jaccard(mask, other) < 0.5

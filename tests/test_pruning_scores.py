@@ -106,3 +106,35 @@ def test_iterative_synflow_removes_the_rate_and_rescores():
     assert float(gone.max()) <= float(kept.min())
     with pytest.raises(ValueError, match="iterations"):
         synflow_scores(net, ones6, iterations=0)
+
+
+def test_grasp_over_prunable_weights_uses_their_hessian_block_only():
+    """With a bias (not prunable), ``wrt="prunable"`` is θ_W ⊙ H_WW g_W (the
+    Grokking-Tickets code's GraSP) and ``wrt="all"`` θ_W ⊙ (H g)_W, each from
+    an explicit Hessian; the temperature lives in the loss (CE of logits/T)."""
+    torch.manual_seed(0)
+    net = nn.Linear(3, 4).double()
+    x, y, temp = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 1]), 200.0
+    W, b = net.weight.detach().clone(), net.bias.detach().clone()
+
+    def ce(v: torch.Tensor) -> torch.Tensor:
+        Wv, bv = v[:12].reshape(4, 3), v[12:]
+        return nn.functional.cross_entropy((x @ Wv.T + bv) / temp, y)
+
+    flat = torch.cat([W.flatten(), b])
+    g = torch.autograd.functional.jacobian(ce, flat)
+    H = torch.autograd.functional.hessian(ce, flat)
+    only_w = W.flatten() * (H[:12, :12] @ g[:12])
+    whole = W.flatten() * (H @ g)[:12]
+    assert (only_w - whole).abs().max() > 0.01 * whole.abs().max()  # the bias's block matters
+
+    def loss(m: nn.Module) -> torch.Tensor:
+        return nn.functional.cross_entropy(m(x) / temp, y)
+
+    close = {"rtol": 1e-9, "atol": 0.0}  # the scores are ~1e-9: relative only
+    torch.testing.assert_close(grasp_scores(net, loss)["weight"].flatten(), only_w, **close)
+    torch.testing.assert_close(
+        grasp_scores(net, loss, wrt="all")["weight"].flatten(), whole, **close
+    )
+    with pytest.raises(Exception, match="wrt"):
+        grasp_scores(net, loss, wrt="some")

@@ -4,6 +4,7 @@ tokenizer, and the synthetic Markov stream."""
 from __future__ import annotations
 
 import itertools
+import math
 import random
 
 import pytest
@@ -26,13 +27,17 @@ from interp.data.sequences import (
 )
 
 
+@pytest.mark.parametrize("align", ["sequences", "shifted"])
 @pytest.mark.parametrize(("f", "E"), [(0.5, 10), (0.1, 3), (0.25, 1), (0.0, 100), (0.5, 47)])
-def test_mixer_accounting_is_exact(f, E):
-    cfg = RepeatedConfig(total_tokens=64 * 100, repeated_fraction=f, repeated_epochs=E, seq_len=64)
+def test_mixer_accounting_is_exact(f, E, align):
+    cfg = RepeatedConfig(
+        total_tokens=64 * 100, repeated_fraction=f, repeated_epochs=E, seq_len=64, align=align
+    )
     stream = torch.arange(20_000)  # every source position is a distinct token
     data = mix_repeated(stream, cfg, seed=3)
     S = cfg.subset_tokens
-    assert S == (round(f * 6400 / E) if f else 0)
+    unit = 64 if align == "sequences" else 1  # S is rounded to whole sequences, or tokens
+    assert S == (max(1, round(f * 6400 / E / unit)) * unit if f else 0)
     assert data.sequences.shape == (100, 64)
     flat, rep = data.sequences.flatten(), data.is_repeated.flatten()
     counts = torch.bincount(flat, minlength=20_000)
@@ -46,7 +51,41 @@ def test_mixer_accounting_is_exact(f, E):
     assert torch.equal(data.is_repeated, torch.isin(data.sequences, data.subset))  # provenance
     acc = data.accounting()
     assert acc["repeated_fraction"] == pytest.approx(S * E / 6400)
-    assert abs(acc["repeated_fraction"] - f) <= E / 6400  # f up to the rounding of S
+    assert abs(acc["repeated_fraction"] - f) <= E * unit / 2 / 6400  # f up to rounding S
+
+
+def test_aligned_repeats_are_whole_identical_sequences():
+    """align="sequences": every training sequence is all repeated or all
+    unique, and each of the subset's S/L sequences occurs exactly E times as
+    the same row; "shifted" (S not a multiple of L) repeats the text under
+    several alignments instead."""
+    kw = {"total_tokens": 64 * 100, "repeated_fraction": 0.5, "repeated_epochs": 10, "seq_len": 64}
+    stream = torch.arange(20_000)
+    data = mix_repeated(stream, RepeatedConfig(**kw), seed=0)
+    mixed = data.is_repeated.any(1) & ~data.is_repeated.all(1)
+    assert not mixed.any()
+    rows = data.sequences[data.is_repeated.all(1)]
+    distinct, counts = torch.unique(rows, dim=0, return_counts=True)
+    assert distinct.shape[0] == data.cfg.subset_tokens // 64 and bool((counts == 10).all())
+    kw["repeated_epochs"] = 7  # S = 457 tokens: not whole sequences
+    shifted = mix_repeated(stream, RepeatedConfig(**kw, align="shifted"), seed=0)
+    S = shifted.cfg.subset_tokens
+    assert S == 457
+    rows = shifted.sequences[shifted.is_repeated.all(1)]
+    # the same text under many alignments: far more distinct rows than S / L
+    assert torch.unique(rows, dim=0).shape[0] > 3 * math.ceil(S / 64)
+
+
+def test_runs_written_before_align_existed_read_as_shifted():
+    from interp.config.core import from_dict, to_dict, with_legacy
+    from interp.config.repeated_data import RepeatedDataConfig
+    from interp.experiments import repeated_data
+
+    new = repeated_data.preset("cpu-quick")
+    old = to_dict(new)
+    del old["data"]["align"]
+    cfg = from_dict(RepeatedDataConfig, with_legacy(RepeatedDataConfig, old))
+    assert cfg.data.align == "shifted" and new.data.align == "sequences"
 
 
 def test_mixer_is_seeded_and_shuffled():

@@ -20,8 +20,15 @@ from interp.config.tickets import RegimeSpec
 from interp.config.train import TrainConfig
 from interp.experiments import grokking, ticket_suite, tickets
 from interp.experiments.runner import JobResult
-from interp.models import MLPConfig, TransformerConfig, make_mlp, make_transformer, named_weights
-from interp.pruning import load_mask, sparsity
+from interp.models import (
+    MLPConfig,
+    TransformerConfig,
+    make_mlp,
+    make_model,
+    make_transformer,
+    named_weights,
+)
+from interp.pruning import jaccard, load_mask, sparsity
 from interp.pruning.scores import synflow_scores
 from interp.training.metrics import first_step_at_or_above
 from interp.training.rundir import RunStore, open_run
@@ -36,7 +43,9 @@ def dense(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("method", ["snip", "grasp", "synflow"])
+@pytest.mark.parametrize(
+    "method", ["snip", "grasp", "synflow", "grasp_t1", "synflow_iterative", "random"]
+)
 def test_pai_controls_prune_the_init_at_the_rate(dense, tmp_path, method):
     cfg = tickets.ticket_config(dense, rate=0.6, control=method, overrides=["train.steps=20"])
     tickets.run(cfg, str(tmp_path / method), device="cpu", quiet=True)
@@ -60,6 +69,36 @@ def test_synflow_all_ones_input_reaches_every_matrix(kind):
     assert embed and all(float(scores[n].sum()) > 0 for n in embed)
     # the all-ones input: every row of the table counts, so every row has a score
     assert all(bool((scores[n].sum(-1) > 0).all()) for n in embed)
+
+
+def test_the_paper_variants_differ_from_the_earlier_ones(dense):
+    """grasp (T = 200, prunable weights) vs grasp_t1, synflow (a training
+    batch, one round) vs synflow_iterative: different masks at the same rate."""
+    run = open_run(dense)
+    cfg = tickets.ticket_config(dense, rate=0.6)
+    model = make_model(cfg.model, seed=cfg.seed, device="cpu")
+    model.load_state_dict(run.store.load_weights(0))
+    task = tickets.make_task(cfg)
+    masks = {m: tickets.pai_mask(m, model, task, 0.6) for m in tickets.PAI}
+    for a, b in (("grasp", "grasp_t1"), ("synflow", "synflow_iterative")):
+        assert jaccard(masks[a], masks[b]) < 0.99, (a, b)
+
+
+def test_a_control_cut_by_the_earlier_definition_is_not_reused(dense, tmp_path):
+    """A finished 'grasp' run whose mask records no variant (cut before
+    'grasp' meant the paper's) is refused, naming its new name."""
+    import json
+
+    cfg = tickets.ticket_config(dense, rate=0.6, control="grasp", overrides=["train.steps=10"])
+    tickets.run(cfg, str(tmp_path / "g"), device="cpu", quiet=True)
+    meta_path = (tmp_path / "g" / tickets.MASK_FILE).with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    assert meta["variant"] == "grokking-tickets"
+    tickets.run(cfg, str(tmp_path / "g"), device="cpu", quiet=True)  # finished: returned
+    del meta["variant"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="now called 'grasp_t1'"):
+        tickets.run(cfg, str(tmp_path / "g"), device="cpu", quiet=True)
 
 
 def test_iterative_magnitude_pruning_is_nested_and_exact(dense, tmp_path):
@@ -316,6 +355,12 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
     table = pd.read_csv(out / "results.csv")
     spec = ticket_suite.SUITES["tiny"]
     assert set(table["run"]) == {"dense", *(f"ticket-r{x:g}" for x in spec.rates), *CONTROLS}
+    # the mask-step curve: tickets cut from checkpoints of dense, in the report
+    curve = pd.DataFrame(json.loads((out / "results.json").read_text())["curve"])
+    assert len(curve) == spec.curve_points == 2 and curve["mask_step"].is_monotonic_increasing
+    assert {"speedup", "jaccard_with_final", "kept_key_frequency_share"} <= set(curve.columns)
+    assert curve["jaccard_with_final"].iloc[-1] == pytest.approx(1.0)  # the last: the final mask
+    assert "tickets cut from each checkpoint" in (out / "report.html").read_text()
     by = table.set_index("run")
     dense_t_gen = by.loc["dense", "t_gen"]
     assert dense_t_gen > 0  # the tiny preset generalises

@@ -16,11 +16,14 @@ from interp.analysis.sweep import analyzer_name as analyzer_name
 from interp.analysis.sweep import sweep as sweep
 
 _WHERE = {
-    "behavior": ("direct_logit_copying", "head_ablation_losses", "icl_score",
-                 "olsson_icl_score", "per_token_loss"),
-    "memorization": ("copy_losses", "extractable", "sequence_loss", "verbatim_fraction"),
+    "behavior": ("copy_gain", "direct_logit_copying", "head_ablation_losses", "icl_score",
+                 "logit_copying_scores", "olsson_icl_score", "per_token_loss",
+                 "signed_logit_copying"),
+    "memorization": ("copy_losses", "effective_size", "effective_size_intervals", "extractable",
+                     "fit_power_law", "sequence_loss", "verbatim_fraction"),
     "probes": ("TokenPool", "natural_text", "pool_of", "pool_probe", "text_probe"),
-    "circuits": ("composition_scores", "copying_scores"),
+    "circuits": ("composition_baseline", "composition_ratios", "composition_scores",
+                 "composition_vs_init", "copying_scores"),
     "fourier": ("embedding_frequency_norms", "excluded_logits", "excluded_loss",
                 "fourier_basis", "fourier_progress", "gini", "key_frequencies",
                 "logit_frequency_shares", "logit_grid", "pick_key_frequencies",

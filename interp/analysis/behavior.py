@@ -1,21 +1,18 @@
-"""Behavioural measures from forward passes (Olsson et al. 2022).
+"""Behavioural measures from forward passes.
 
 * :func:`per_token_loss` — next-token cross-entropy at every position;
-* :func:`icl_score` — Olsson et al.'s in-context-learning score: mean loss at a
-  late token index minus mean loss at an early one (§2; they use tokens 500
-  and 50). Negative = later tokens are predicted better from context.
-* :func:`direct_logit_copying` — a head's *direct* effect on the logit of the
-  token it attends to (Olsson et al., "copying" in the induction-head
-  criteria): for each query position, the head's output z · W_O · W_U is
-  mean-subtracted over the vocabulary; the attention-weighted value at the
-  attended source tokens is divided by the largest absolute entry, giving a
-  number in [−1, 1] (+1: the attended token gets the head's largest boost,
-  −1: its largest suppression), averaged over positions and examples.
-  Models with a final LayerNorm are measured before it (direct path only).
-* :func:`head_ablation_losses` — how much each head is worth to the loss: the
-  rise in mean next-token loss when that one head's output is replaced by its
-  mean over the batch and positions (mean ablation) or by zeros (Olsson et al.
-  2022 ablate heads this way to tie induction heads to in-context learning).
+* :func:`copy_gain` — loss at an early index of a repeated random segment
+  minus loss at a late one (the second copy): how much the repeat is
+  predicted from context, on synthetic tokens. It is not Olsson et al.'s
+  in-context-learning score, which is :func:`olsson_icl_score`;
+* :func:`olsson_icl_score` — Olsson et al. 2022 §2: loss at token 500 minus
+  loss at token 50 of natural text;
+* :func:`logit_copying_scores` — the copying score of Bansal et al. 2023
+  (after Olsson et al. 2022's copying criterion), in [0, 1];
+* :func:`signed_logit_copying` — this library's signed variant, in [−1, 1];
+* :func:`head_ablation_losses` — the rise in loss when one head's output is
+  mean- or zero-ablated (Olsson et al. 2022 ablate heads this way to tie
+  induction heads to in-context learning).
 """
 
 from __future__ import annotations
@@ -28,7 +25,13 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from interp.analysis.heads import _check_tokens, default_probe, model_dims, run_cache
+from interp.analysis.heads import (
+    _check_tokens,
+    default_probe,
+    induction_targets,
+    model_dims,
+    run_cache,
+)
 from interp.config.core import InputError
 
 
@@ -64,7 +67,7 @@ def _next_token_loss(
     return torch.where(valid, loss, torch.full_like(loss, math.nan))
 
 
-def icl_score(
+def copy_gain(
     model: nn.Module,
     tokens: Int[Tensor, "batch seq"] | None = None,
     *,
@@ -72,11 +75,15 @@ def icl_score(
     late: int | None = None,
     memo: dict[Any, Any] | None = None,
 ) -> dict[str, float]:
-    """Loss at token index ``late`` minus loss at ``early`` (indices of the
-    predicted token). Defaults: on :func:`default_probe` (random tokens repeated
-    twice), ``early`` = middle of the first copy, ``late`` = middle of the second.
+    """Loss at token index ``early`` minus loss at ``late`` (indices of the
+    predicted token; > 0 when the later token is predicted better). Defaults:
+    on :func:`default_probe` (random tokens repeated twice), ``early`` = the
+    middle of the first copy, ``late`` = the middle of the second, so it
+    measures copying from context. It has Olsson et al.'s form with other
+    tokens and indices: their in-context-learning score (loss at 500 minus
+    loss at 50, natural text) is :func:`olsson_icl_score`.
 
-    Returns ``icl_score`` and both losses.
+    Returns ``copy_gain`` and both losses.
     """
     tokens = default_probe(model) if tokens is None else tokens
     seq = tokens.shape[1]
@@ -88,7 +95,29 @@ def icl_score(
             raise InputError(f"{name} index {idx} must be in [1, {seq}) for sequences of {seq}")
     loss = per_token_loss(model, tokens, memo=memo)  # index i predicts token i+1
     e, lt = loss[:, early - 1].mean().item(), loss[:, late - 1].mean().item()
-    return {"icl_score": lt - e, "loss_early": e, "loss_late": lt}
+    return {"copy_gain": e - lt, "loss_early": e, "loss_late": lt}
+
+
+def icl_score(
+    model: nn.Module,
+    tokens: Int[Tensor, "batch seq"] | None = None,
+    *,
+    early: int | None = None,
+    late: int | None = None,
+    memo: dict[Any, Any] | None = None,
+) -> dict[str, float]:
+    """Deprecated: :func:`copy_gain` (``icl_score`` = −copy_gain, loss late
+    minus early); Olsson et al.'s score is :func:`olsson_icl_score`."""
+    import warnings
+
+    warnings.warn(
+        "icl_score is now copy_gain (= −icl_score); Olsson's score is olsson_icl_score",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    out = copy_gain(model, tokens, early=early, late=late, memo=memo)
+    return {"icl_score": -out["copy_gain"], "loss_early": out["loss_early"],
+            "loss_late": out["loss_late"]}  # fmt: skip
 
 
 def olsson_icl_score(
@@ -142,26 +171,89 @@ def _row_extremes(
     return top.reshape(x.shape[:-1]), bottom.reshape(x.shape[:-1])
 
 
-def direct_logit_copying(
+def _head_logits(model: nn.Module, tokens: Tensor, memo: dict[Any, Any] | None):
+    """Per layer: (z [b, q, h, d_head], pattern [b, h, q, k], W_OU [h, d_head,
+    vocab_out]) in float64 — each head's direct path to the logits."""
+    n_layers, _, _, _ = model_dims(model)
+    cache = run_cache(model, tokens, memo)
+    W_O = model.W_O.detach().double()  # [l, h, d_head, d_model]
+    W_U = model.W_U.detach().double()  # [d_model, vocab_out]
+    for layer in range(n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"].double()
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"].double()
+        yield layer, z, pattern, W_O[layer] @ W_U
+
+
+def logit_copying_scores(
     model: nn.Module,
     tokens: Int[Tensor, "batch seq"] | None = None,
     *,
     memo: dict[Any, Any] | None = None,
 ) -> Float[Tensor, "layer head"]:
-    """Each head's direct logit effect on the tokens it attends to, in [−1, 1]."""
+    """The copying score of Bansal et al. 2023 ("Rethinking the role of scale
+    for in-context learning", §3; after Olsson et al. 2022's copying
+    criterion), in [0, 1]: at each query position the head's direct
+    contribution to the logits (z · W_O · W_U, before any final LayerNorm)
+    is centred over the vocabulary and passed through ReLU (the logits it
+    *raises*); the score is the raised logit of the token the head attends
+    to most, divided by the sum of the raised logits of every distinct token
+    it can attend to (positions ≤ the query), averaged over the query
+    positions where copying can help — those whose token occurred earlier
+    (the second copy of the repeated probe, as Bansal et al. measure on
+    repeated random tokens) — and examples. 1: the head raises only the
+    token it attends to. On :func:`default_probe` by default."""
     tokens = default_probe(model) if tokens is None else tokens
     n_layers, n_heads, _, _ = model_dims(model)
-    cache = run_cache(model, tokens, memo)
-    W_O = model.W_O.detach().double()  # [l, h, d_head, d_model]
-    W_U = model.W_U.detach().double()  # [d_model, vocab_out]
-    vocab_out = W_U.shape[1]
-    src = tokens.to(W_U.device)
-    in_vocab = src < vocab_out  # [b, k]
+    b, seq = tokens.shape
+    queries = induction_targets(tokens).any(-1)  # [b, q]: the token occurred before
+    if not bool(queries.any()):
+        raise InputError("no query position repeats an earlier token: the probe has no repeats")
     out = torch.zeros(n_layers, n_heads, dtype=torch.float64)
-    for layer in range(n_layers):
-        z = cache[f"blocks.{layer}.attn.hook_z"].double()  # [b, q, h, d_head]
-        pattern = cache[f"blocks.{layer}.attn.hook_pattern"].double()  # [b, h, q, k]
-        W_OU = W_O[layer] @ W_U  # [h, d_head, vocab_out]
+    for layer, z, pattern, W_OU in _head_logits(model, tokens, memo):
+        vocab_out = W_OU.shape[-1]
+        queries = queries.to(W_OU.device)
+        src = tokens.to(W_OU.device).clamp(max=vocab_out - 1)
+        # distinct tokens up to each query: the first occurrence of each id
+        first = torch.ones(b, seq, dtype=torch.bool, device=src.device)
+        for k in range(1, seq):
+            first[:, k] = ~(src[:, :k] == src[:, k : k + 1]).any(1)
+        causal = torch.ones(seq, seq, dtype=torch.bool, device=src.device).tril()
+        attendable = causal[None] & first[:, None, :]  # [b, q, k]
+        for head in range(n_heads):
+            zh, ou = z[:, :, head], W_OU[head]
+            mean = zh @ ou.mean(-1)  # [b, q]: the logits' mean over the vocabulary
+            # raised (centred, ReLU) logit of each source token at each query: [b, q, k]
+            at_src = torch.einsum("bqd,dbk->bqk", zh, ou[:, src]) - mean[..., None]
+            at_src = at_src.clamp_min(0)
+            total = (at_src * attendable).sum(-1)
+            top = pattern[:, head].argmax(-1)  # [b, q]: the most-attended position
+            num = torch.gather(at_src, 2, top[..., None])[..., 0]
+            ratio = torch.where(total > 0, num / total.clamp_min(1e-300), 0.0)
+            out[layer, head] = ratio[queries].mean()
+    return out.float()
+
+
+def signed_logit_copying(
+    model: nn.Module,
+    tokens: Int[Tensor, "batch seq"] | None = None,
+    *,
+    memo: dict[Any, Any] | None = None,
+) -> Float[Tensor, "layer head"]:
+    """This library's signed copying measure, in [−1, 1] (not a published
+    one; :func:`logit_copying_scores` is): at each query position the head's
+    direct logit contribution z · W_O · W_U is centred over the vocabulary
+    and divided by its largest absolute entry; the score is the
+    attention-weighted value at the attended source tokens (+1: the attended
+    token gets the head's largest boost, −1: its largest suppression),
+    averaged over positions and examples. Models with a final LayerNorm are
+    measured before it."""
+    tokens = default_probe(model) if tokens is None else tokens
+    n_layers, n_heads, _, _ = model_dims(model)
+    out = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    for layer, z, pattern, W_OU in _head_logits(model, tokens, memo):
+        vocab_out = W_OU.shape[-1]
+        src = tokens.to(W_OU.device)
+        in_vocab = src < vocab_out  # [b, k]
         for head in range(n_heads):
             zh, ou = z[:, :, head], W_OU[head]
             # the head's logits are zh @ ou, centred over the vocabulary
@@ -176,6 +268,24 @@ def direct_logit_copying(
             ratio = torch.where(scale > 1e-12, attended / scale.clamp_min(1e-300), 0.0)
             out[layer, head] = ratio.mean()
     return out.float()
+
+
+def direct_logit_copying(
+    model: nn.Module,
+    tokens: Int[Tensor, "batch seq"] | None = None,
+    *,
+    memo: dict[Any, Any] | None = None,
+) -> Float[Tensor, "layer head"]:
+    """Deprecated name of :func:`signed_logit_copying`."""
+    import warnings
+
+    warnings.warn(
+        "direct_logit_copying is now signed_logit_copying; the published copying score "
+        "is logit_copying_scores",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return signed_logit_copying(model, tokens, memo=memo)
 
 
 def head_ablation_losses(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -32,6 +33,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from interp.analysis.heads import model_dims
+from interp.config.core import InputError
 
 
 def _head_weights(model: nn.Module) -> dict[str, Tensor]:
@@ -132,3 +134,53 @@ def composition_scores(
             out["k_composition"][l1, :, l2] = _frob_ratio(left, W_QK[l2].transpose(-1, -2)[None])
             out["v_composition"][l1, :, l2] = _frob_ratio(left, W_OV[l2][None])
     return {k: v.float() for k, v in out.items()}
+
+
+def composition_baseline(
+    make: Callable[[int], nn.Module], n: int = 8, *, fold_ln: bool = True
+) -> dict[str, Float[Tensor, "layer1 layer2"]]:
+    """Chance level of the composition scores: their mean over ``n`` models
+    ``make(seed)`` with the same shapes, freshly initialised as the run was
+    (seeds 0 … n−1), and over the heads of each (layer1, layer2) pair. Random
+    matrices already compose at about 1/sqrt(d_head); a score is read against
+    this level (:func:`composition_ratios`)."""
+    if n < 1:
+        raise InputError(f"n must be >= 1, got {n}")
+    sums: dict[str, Tensor] = {}
+    for seed in range(n):
+        scores = composition_scores(make(seed), fold_ln=fold_ln)
+        for k, v in scores.items():
+            sums[k] = sums.get(k, 0) + v.double().mean(dim=(1, 3))
+    return {k: (v / n).float() for k, v in sums.items()}
+
+
+def composition_ratios(
+    scores: Mapping[str, Tensor], baseline: Mapping[str, Tensor]
+) -> dict[str, Float[Tensor, "layer1 head1 layer2 head2"]]:
+    """Each composition score over the random-init baseline of its layer
+    pair (``…_ratio``; 1 = chance); 0 where the baseline is 0 (layer2 ≤
+    layer1)."""
+    out = {}
+    for k, v in scores.items():
+        base = baseline[k][:, None, :, None].to(v.dtype)
+        out[f"{k}_ratio"] = torch.where(base > 0, v / base.clamp_min(1e-30), torch.zeros_like(v))
+    return out
+
+
+_BASELINES: dict[str, dict[str, Tensor]] = {}
+
+
+def composition_vs_init(
+    model: nn.Module, run: Any, *, memo: dict[Any, Any] | None = None
+) -> dict[str, Float[Tensor, "layer1 head1 layer2 head2"]]:
+    """Sweep analyzer for our runs: the composition scores over their chance
+    level, the mean of 8 fresh initialisations of the run's model config
+    (:func:`composition_baseline`; computed once per run)."""
+    from interp.config.core import to_json
+    from interp.models import make_model
+
+    cfg = run.config.model
+    key = to_json(cfg)
+    if key not in _BASELINES:
+        _BASELINES[key] = composition_baseline(lambda seed: make_model(cfg, seed=seed))
+    return composition_ratios(composition_scores(model, memo=memo), _BASELINES[key])

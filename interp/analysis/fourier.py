@@ -23,6 +23,7 @@ Everything works on the TL-bridge transformer (tokens ``a b =``) and on
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -233,10 +234,30 @@ def _grid_loss(grid: Float[Tensor, "p p c"], pairs: Int[Tensor, "n 2"], p: int, 
     return F.cross_entropy(logits, labels).item()
 
 
-def restricted_loss(model: nn.Module, p: int, key_freqs: list[int], op: str = "+") -> float:
-    """Cross-entropy over all p² pairs of the key-frequency-restricted logits."""
+def restricted_loss(
+    model: nn.Module,
+    data: ModularData | int,
+    key_freqs: list[int],
+    op: str = "+",
+    split: Literal["test", "train", "all"] = "test",
+) -> float:
+    """Cross-entropy of the key-frequency-restricted logits (Nanda et al.
+    §5.1) on the ``split`` pairs of ``data``: the test pairs by default, as
+    Nanda's public progress-measures code evaluates it; ``"all"`` on all p²
+    ordered pairs (then ``data`` may be just p)."""
+    if isinstance(data, int):
+        if split != "all":
+            raise InputError(f"restricted_loss on split {split!r} needs the run's data, not just p")
+        p, pairs = data, all_pairs(data)
+    else:
+        p, op = data.p, data.op
+        pairs = {"test": data.pairs_test, "train": data.pairs_train}.get(split)
+        if split == "all":
+            pairs = all_pairs(p)
+        elif pairs is None:
+            raise InputError(f"split must be 'test', 'train' or 'all', got {split!r}")
     grid = logit_grid(model, p)
-    return _grid_loss(restricted_logits(grid, key_freqs, op), all_pairs(p), p, op)
+    return _grid_loss(restricted_logits(grid, key_freqs, op), pairs.cpu(), p, op)
 
 
 def excluded_loss(model: nn.Module, data: ModularData, key_freqs: list[int]) -> float:
@@ -261,6 +282,24 @@ def key_frequencies(
     return pick_key_frequencies(scores, max_keys)
 
 
+def neuron_logit_map(model: nn.Module) -> Float[Tensor, "vocab_out d_mlp"] | None:
+    """W_L, the map from the last MLP's neurons to the logits (Nanda et al.
+    §4: W_L = W_U W_out): ``(W_out W_U)ᵀ`` for a transformer with an MLP, the
+    output layer of an MLP model; None for a model without one."""
+    hidden, out = getattr(model, "hidden", None), getattr(model, "out", None)
+    if isinstance(hidden, nn.Linear) and isinstance(out, nn.Linear):  # HookedMLP
+        w = out.weight.detach().double()
+        readout = getattr(model, "readout", None)
+        if isinstance(readout, nn.Linear):
+            w = w @ readout.weight.detach().double()
+        return w
+    cfg = getattr(model, "cfg", None)
+    if cfg is None or not getattr(cfg, "d_mlp", None) or getattr(cfg, "attn_only", False):
+        return None
+    W_out = model.W_out.detach().double()  # [layer, d_mlp, d_model]
+    return (W_out[-1] @ model.W_U.detach().double()).T
+
+
 def sum_squared_weights(model: nn.Module) -> float:
     """Σ w² over every trainable parameter (Nanda et al. §5.1)."""
     return float(sum(p.detach().double().pow(2).sum() for p in model.parameters()))
@@ -271,9 +310,13 @@ def progress_measures(
 ) -> dict[str, float]:
     """All scalar progress measures of one checkpoint for fixed key frequencies.
 
-    Returns train/test loss and accuracy, restricted and excluded loss, the sum
-    of squared weights, the Gini coefficient of the embedding's frequency norms
-    and the share of logit variance in the key frequencies.
+    Returns train/test loss and accuracy; restricted loss on the test pairs
+    (Nanda's code) and on all pairs (``restricted_loss_all_pairs``); excluded
+    loss on the training pairs; the sum of squared weights; the Gini
+    coefficients of the frequency norms of W_E (``embedding_gini``) and of
+    the neuron-to-logit map W_L (``neuron_logit_gini``, for models with an
+    MLP; Nanda et al. §5.1 track both); and the share of logit variance in
+    the key frequencies.
     """
     p, op = data.p, data.op
     grid = logit_grid(model, p)
@@ -285,9 +328,9 @@ def progress_measures(
         out[f"{split}_loss"] = F.cross_entropy(logits, labels).item()
         out[f"{split}_accuracy"] = (logits.argmax(-1) == labels).double().mean().item()
     if op in ("+", "-"):
-        out["restricted_loss"] = _grid_loss(
-            restricted_logits(grid, key_freqs, op), all_pairs(p), p, op
-        )
+        restricted = restricted_logits(grid, key_freqs, op)
+        out["restricted_loss"] = _grid_loss(restricted, data.pairs_test.cpu(), p, op)
+        out["restricted_loss_all_pairs"] = _grid_loss(restricted, all_pairs(p), p, op)
         out["excluded_loss"] = _grid_loss(
             excluded_logits(grid, key_freqs, op), data.pairs_train.cpu(), p, op
         )
@@ -295,6 +338,9 @@ def progress_measures(
         out["key_freq_logit_share"] = float(shares[[k - 1 for k in key_freqs]].sum())
     norms = embedding_frequency_norms(token_embedding(model, p))
     out["embedding_gini"] = gini(norms)
+    w_l = neuron_logit_map(model)
+    if w_l is not None and w_l.shape[0] >= p:
+        out["neuron_logit_gini"] = gini(embedding_frequency_norms(w_l[:p]))
     out["sum_squared_weights"] = sum_squared_weights(model)
     return out
 

@@ -23,7 +23,7 @@ All functions share one forward pass per probe through ``memo`` (a dict that
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -31,6 +31,9 @@ from torch import Tensor, nn
 
 from interp.config.core import InputError
 from interp.data.sequences import prefix_matching_probe, repeated_random_tokens
+
+#: how head scores average: over queries with a target, or over all (TL)
+Normalize = Literal["targets", "tl"]
 
 
 def model_dims(model: nn.Module) -> tuple[int, int, int, int]:
@@ -148,13 +151,24 @@ def induction_targets(tokens: Int[Tensor, "batch seq"]) -> Bool[Tensor, "batch s
 def pattern_score(
     patterns: Float[Tensor, "batch layer head seq_q seq_k"],
     targets: Bool[Tensor, "batch seq_q seq_k"],
+    normalize: Normalize = "targets",
 ) -> Float[Tensor, "layer head"]:
-    """Mean over (example, query with a non-empty target set) of the attention
-    mass on the target set."""
+    """The attention mass on the target set, averaged over (example, query).
+
+    ``normalize="targets"`` averages over the queries that have a target (as
+    Olsson et al. average over the positions of the repeat);
+    ``normalize="tl"`` over every query position, as TransformerLens's
+    ``head_detector`` (error measure ``mul``) does — on a probe whose first
+    half has no targets, that is about half as large (exactly
+    #queries-with-target / seq times ours)."""
+    if normalize not in ("targets", "tl"):
+        raise InputError(f"normalize must be 'targets' or 'tl', got {normalize!r}")
     queries = targets.any(dim=-1)  # [batch, q]
     if not bool(queries.any()):
         raise InputError("no query position has a target: the probe has no repeats")
     mass = (patterns * targets[:, None, None].to(patterns.dtype)).sum(-1)  # b l h q
+    if normalize == "tl":
+        return mass.mean(dim=(0, 3))
     w = queries[:, None, None, :].to(patterns.dtype)
     return (mass * w).sum(dim=(0, 3)) / w.sum(dim=(0, 3))
 
@@ -164,34 +178,49 @@ def prev_token_scores(
     model: nn.Module,
     tokens: Int[Tensor, "batch seq"] | None = None,
     *,
+    normalize: Normalize = "targets",
     memo: dict[Any, Any] | None = None,
 ) -> Float[Tensor, "layer head"]:
-    """Mean attention from each position to the one before it."""
+    """Mean attention from each position to the one before it (``normalize``:
+    :func:`pattern_score`; TransformerLens's previous-token detector with
+    ``"tl"``)."""
     tokens = default_probe(model) if tokens is None else tokens
-    return pattern_score(attention_patterns(model, tokens, memo), previous_token_targets(tokens))
+    return pattern_score(
+        attention_patterns(model, tokens, memo), previous_token_targets(tokens), normalize
+    )
 
 
 def duplicate_token_scores(
     model: nn.Module,
     tokens: Int[Tensor, "batch seq"] | None = None,
     *,
+    normalize: Normalize = "targets",
     memo: dict[Any, Any] | None = None,
 ) -> Float[Tensor, "layer head"]:
-    """Attention from a repeated token to its earlier occurrences."""
+    """Attention from a repeated token to its earlier occurrences (``"tl"``:
+    TransformerLens's duplicate-token detector's averaging)."""
     tokens = default_probe(model) if tokens is None else tokens
-    return pattern_score(attention_patterns(model, tokens, memo), duplicate_token_targets(tokens))
+    return pattern_score(
+        attention_patterns(model, tokens, memo), duplicate_token_targets(tokens), normalize
+    )
 
 
 def induction_scores(
     model: nn.Module,
     tokens: Int[Tensor, "batch seq"] | None = None,
     *,
+    normalize: Normalize = "targets",
     memo: dict[Any, Any] | None = None,
 ) -> Float[Tensor, "layer head"]:
     """Attention to the token after an earlier copy of the current token, on
-    random tokens repeated twice (Olsson et al. §2)."""
+    random tokens repeated twice (Olsson et al. §2), averaged over the
+    positions of the repeat; ``normalize="tl"`` averages over every position
+    as TransformerLens's induction detector does (half as large on this
+    probe)."""
     tokens = default_probe(model) if tokens is None else tokens
-    return pattern_score(attention_patterns(model, tokens, memo), induction_targets(tokens))
+    return pattern_score(
+        attention_patterns(model, tokens, memo), induction_targets(tokens), normalize
+    )
 
 
 def prefix_matching_scores(

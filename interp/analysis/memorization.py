@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -156,36 +157,149 @@ def sequence_loss(
 
 @dataclass(frozen=True)
 class PowerLaw:
-    """``loss = a · N^(−alpha)``."""
+    """``loss = irreducible + a · N^(−alpha)`` (``irreducible`` = 0: a pure
+    power law, a straight line in log–log)."""
 
     a: float
     alpha: float
+    irreducible: float = 0.0
 
     def loss(self, n_params: float) -> float:
-        return self.a * n_params ** (-self.alpha)
+        return self.irreducible + self.a * n_params ** (-self.alpha)
+
+
+def _line(x: Tensor, y: Tensor) -> tuple[float, float, float]:
+    """Least-squares (intercept, slope, residual sum of squares) of y on x."""
+    xm, ym = x.mean(), y.mean()
+    slope = float(((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum())
+    intercept = float(ym - slope * xm)
+    sse = float(((y - intercept - slope * x) ** 2).sum())
+    return intercept, slope, sse
 
 
 def fit_power_law(
-    n_params: Float[Tensor, " k"] | list[float], losses: Float[Tensor, " k"] | list[float]
+    n_params: Float[Tensor, " k"] | list[float],
+    losses: Float[Tensor, " k"] | list[float],
+    irreducible: bool = False,
 ) -> PowerLaw:
     """Least-squares line through (log N, log L); needs ≥ 2 distinct sizes and
-    losses that fall with size."""
+    losses that fall with size. ``irreducible=True`` fits
+    ``L = E + a·N^(−α)`` instead (Hernandez et al. fit with an irreducible
+    term): E on a grid below the smallest loss, the line through
+    (log N, log(L − E)) for each, the best in log space; needs ≥ 3 sizes
+    (with exactly 3 the fit passes through them and cannot be checked)."""
     x = torch.log(torch.as_tensor(n_params, dtype=torch.float64))
-    y = torch.log(torch.as_tensor(losses, dtype=torch.float64))
+    losses_t = torch.as_tensor(losses, dtype=torch.float64)
     if x.numel() < 2 or x.unique().numel() < 2:
         raise InputError("a power-law fit needs at least two distinct model sizes")
-    xm, ym = x.mean(), y.mean()
-    slope = float(((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum())
-    if slope >= 0:
-        raise InputError(f"loss does not fall with size (log-log slope {slope:.3g}); no fit")
-    return PowerLaw(a=math.exp(float(ym - slope * xm)), alpha=-slope)
+    if not irreducible:
+        intercept, slope, _ = _line(x, torch.log(losses_t))
+        if slope >= 0:
+            raise InputError(f"loss does not fall with size (log-log slope {slope:.3g}); no fit")
+        return PowerLaw(a=math.exp(intercept), alpha=-slope)
+    if x.unique().numel() < 3:
+        raise InputError("a fit with an irreducible term needs at least three distinct sizes")
+    best: tuple[float, PowerLaw] | None = None
+    floor = float(losses_t.min())
+    for e in torch.linspace(0.0, floor, 2001)[:-1].tolist():
+        intercept, slope, _ = _line(x, torch.log(losses_t - e))
+        if slope >= 0:
+            continue
+        law = PowerLaw(a=math.exp(intercept), alpha=-slope, irreducible=e)
+        pred = torch.tensor([law.loss(math.exp(v)) for v in x.tolist()], dtype=torch.float64)
+        sse = float(((torch.log(losses_t) - torch.log(pred)) ** 2).sum())
+        if best is None or sse < best[0]:
+            best = (sse, law)
+    if best is None:
+        raise InputError("loss does not fall with size for any irreducible term; no fit")
+    return best[1]
 
 
 def effective_size(law: PowerLaw, loss: float) -> float:
-    """Parameters a unique-data model needs to reach ``loss`` under ``law``."""
+    """Parameters a unique-data model needs to reach ``loss`` under ``law``
+    (infinite at or below its irreducible loss)."""
     if loss <= 0:
         raise InputError(f"loss must be positive, got {loss}")
-    return (loss / law.a) ** (-1.0 / law.alpha)
+    if loss <= law.irreducible:
+        return math.inf
+    return ((loss - law.irreducible) / law.a) ** (-1.0 / law.alpha)
 
 
-__all__ = ["PowerLaw", "copy_losses", "effective_size", "fit_power_law", "verbatim_fraction"]
+def effective_size_intervals(
+    table: Any,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    irreducible: bool = False,
+) -> Any:
+    """Effective model size with its uncertainty over seeds (Hernandez et
+    al. 2022 §3's "effective model size"; the bootstrap is ours).
+
+    ``table`` has one row per run: ``size``, ``run``, ``seed``,
+    ``non_embedding_params``, ``test_loss``, and ``kind`` (``"f0"`` marks the
+    unique-data runs the law is fitted on). The point estimate fits the law
+    on each size's mean f = 0 loss and maps a loss to the parameter count
+    that reaches it. The interval resamples seeds with replacement — the
+    f = 0 seeds of every size (refitting the law) and the seeds of the run —
+    ``n_boot`` times and takes the central ``level`` quantiles.
+
+    Returns one row per (size, run): ``seeds``, ``ratio`` (effective /
+    actual parameters, at the seeds' mean loss), ``ratio_lo``, ``ratio_hi``,
+    and for each seed ``ratio_seed<k>`` with ``ratio_seed<k>_lo`` /
+    ``_hi`` (that seed's loss, the law's bootstrap only). The f = 0 rows
+    show how far the fit maps the baselines themselves from 1.
+    """
+    import numpy as np
+    import pandas as pd
+
+    t = table.dropna(subset=["test_loss", "non_embedding_params"])
+    base = t[t["kind"] == "f0"]
+    sizes = sorted(base["size"].unique())
+    if len(sizes) < 2:
+        raise InputError("effective size needs f = 0 runs of at least two sizes")
+    params = base.groupby("size")["non_embedding_params"].first()
+    base_losses = {s: base[base["size"] == s]["test_loss"].to_numpy() for s in sizes}
+    rng = np.random.default_rng(seed)
+
+    def law_of(means: dict[str, float]) -> PowerLaw:
+        return fit_power_law([params[s] for s in sizes], [means[s] for s in sizes], irreducible)
+
+    law = law_of({s: float(v.mean()) for s, v in base_losses.items()})
+    laws = []
+    for _ in range(n_boot):
+        means = {s: float(rng.choice(v, v.size).mean()) for s, v in base_losses.items()}
+        try:
+            laws.append(law_of(means))
+        except InputError:
+            continue  # a resample whose losses do not fall with size
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+    rows = []
+    for (size, run), g in t.groupby(["size", "run"], sort=False):
+        n = float(g["non_embedding_params"].iloc[0])
+        losses = g["test_loss"].to_numpy()
+        row: dict[str, Any] = {"size": size, "run": run, "kind": g["kind"].iloc[0],
+                               "seeds": len(losses)}  # fmt: skip
+        row["ratio"] = effective_size(law, float(losses.mean())) / n
+        boot = [effective_size(b, float(rng.choice(losses, losses.size).mean())) / n for b in laws]
+        row["ratio_lo"], row["ratio_hi"] = np.quantile(boot, [lo_q, hi_q]).tolist()
+        for sd, loss in zip(g["seed"], losses, strict=True):
+            one = [effective_size(b, float(loss)) / n for b in laws]
+            row[f"ratio_seed{sd}"] = effective_size(law, float(loss)) / n
+            row[f"ratio_seed{sd}_lo"], row[f"ratio_seed{sd}_hi"] = np.quantile(
+                one, [lo_q, hi_q]
+            ).tolist()
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["law"] = law
+    out.attrs["bootstrap_fits"] = len(laws)
+    return out
+
+
+__all__ = [
+    "PowerLaw",
+    "copy_losses",
+    "effective_size",
+    "effective_size_intervals",
+    "fit_power_law",
+    "verbatim_fraction",
+]

@@ -7,8 +7,13 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from interp.analysis.behavior import direct_logit_copying, head_ablation_losses, icl_score
-from interp.analysis.circuits import composition_scores, copying_scores
+from interp.analysis.behavior import (
+    copy_gain,
+    head_ablation_losses,
+    logit_copying_scores,
+    signed_logit_copying,
+)
+from interp.analysis.circuits import composition_scores, composition_vs_init, copying_scores
 from interp.analysis.fourier import fourier_progress
 from interp.analysis.heads import (
     default_probe,
@@ -30,9 +35,9 @@ HEAD_ANALYZERS = (
     induction_scores,
     prefix_matching_scores,
     copying_scores,
-    direct_logit_copying,
+    logit_copying_scores,
     composition_scores,
-    icl_score,
+    copy_gain,
 )
 
 
@@ -106,7 +111,14 @@ def _on_pool(fn: Analyzer, pool: TokenPool) -> Analyzer:
 
 #: Every analyzer ``interp sweep --analyzer NAME`` knows, by name.
 ANALYZERS: dict[str, Analyzer] = {
-    analyzer_name(fn): fn for fn in (*HEAD_ANALYZERS, head_ablation_losses, fourier_progress)
+    analyzer_name(fn): fn
+    for fn in (
+        *HEAD_ANALYZERS,
+        signed_logit_copying,
+        composition_vs_init,
+        head_ablation_losses,
+        fourier_progress,
+    )
 }
 
 

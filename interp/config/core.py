@@ -82,13 +82,41 @@ def config(section: str = "") -> Any:
     return wrap
 
 
-def setting(default: Any, help: str, **constraints: Any) -> Any:
+_NO_LEGACY = object()
+
+
+def setting(default: Any, help: str, legacy: Any = _NO_LEGACY, **constraints: Any) -> Any:
     """A config field: its default (a config class or other callable is used
     as a factory), its help text and pydantic constraints (``ge``, ``gt``,
-    ``le``, ``lt``, ``discriminator`` …)."""
+    ``le``, ``lt``, ``discriminator`` …).
+
+    ``legacy``: for a field added with a default that changes behaviour, the
+    value that configs written before the field existed meant. Stored run
+    configs that lack the field are read with it (:func:`with_legacy`), so an
+    old run keeps its meaning and is not resumed under the new default."""
+    extra = None if legacy is _NO_LEGACY else {"legacy": legacy}
     if callable(default):
-        return Field(default_factory=default, description=help, **constraints)
-    return Field(default=default, description=help, **constraints)
+        return Field(
+            default_factory=default, description=help, json_schema_extra=extra, **constraints
+        )
+    return Field(default=default, description=help, json_schema_extra=extra, **constraints)
+
+
+def with_legacy(cls: type, data: Any) -> Any:
+    """``data`` (a stored config of ``cls``) with every missing field that
+    has a ``legacy`` value filled with it, in nested sections too."""
+    fields = getattr(cls, "__pydantic_fields__", None)
+    if not isinstance(data, Mapping) or not fields:
+        return data
+    out = dict(data)
+    for name, info in fields.items():
+        extra = info.json_schema_extra
+        if name not in out:
+            if isinstance(extra, dict) and "legacy" in extra:
+                out[name] = extra["legacy"]
+        elif is_config(info.annotation) and isinstance(out[name], Mapping):
+            out[name] = with_legacy(info.annotation, out[name])
+    return out
 
 
 def is_config(obj: Any) -> bool:

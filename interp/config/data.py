@@ -146,25 +146,42 @@ class RepeatedConfig:
     repeated_fraction: float = setting(0.5, "fraction f of D that is repeated data", ge=0.0, lt=1.0)
     repeated_epochs: int = setting(100, "times E the repeated subset is seen", ge=1)
     seq_len: int = setting(128, "tokens per training sequence (the context)", ge=2)
+    align: Literal["sequences", "shifted"] = setting(
+        "sequences",
+        "sequences: the repeated subset is whole training sequences, each repeat the same "
+        "sequences (Hernandez et al.); shifted: the subset's tokens tiled end to end, so its "
+        "repeats start at shifted positions within the sequences",
+        legacy="shifted",
+    )
 
     def __post_init__(self) -> None:
         if self.total_tokens % self.seq_len:
             raise ConfigError(
                 f"total_tokens={self.total_tokens} must be a multiple of seq_len={self.seq_len}"
             )
-        s = self.subset_tokens
-        if self.repeated_fraction > 0 and s < self.seq_len:
+        exact = self.repeated_fraction * self.total_tokens / self.repeated_epochs
+        if self.repeated_fraction > 0 and round(exact) < self.seq_len:
             raise ConfigError(
                 f"repeated_epochs={self.repeated_epochs} is too large: the repeated subset "
-                f"would hold {s} tokens, fewer than one sequence ({self.seq_len}); "
+                f"would hold {round(exact)} tokens, fewer than one sequence ({self.seq_len}); "
                 f"use E <= {self.repeated_fraction * self.total_tokens / self.seq_len:.0f}"
             )
 
     @property
     def subset_tokens(self) -> int:
+        """S = f·D / E, rounded (to whole sequences when ``align="sequences"``)."""
         if self.repeated_fraction == 0:
             return 0
-        return max(1, round(self.repeated_fraction * self.total_tokens / self.repeated_epochs))
+        exact = self.repeated_fraction * self.total_tokens / self.repeated_epochs
+        if self.align == "sequences":
+            return max(1, round(exact / self.seq_len)) * self.seq_len
+        return max(1, round(exact))
+
+        if self.repeated_tokens > self.total_tokens:
+            raise ConfigError(
+                f"repeated_fraction={self.repeated_fraction} rounded to whole sequences leaves "
+                "no room for unique data; lower it or use data.align=shifted"
+            )
 
     @property
     def repeated_tokens(self) -> int:

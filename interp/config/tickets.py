@@ -12,8 +12,17 @@ from interp.config.data import ModularConfig
 from interp.config.models import ModelConfig, TransformerConfig
 from interp.config.train import TrainConfig
 
-CONTROLS = ("ticket", "random", "dense_l1", "dense_l2", "snip", "grasp", "synflow")
-Control = Literal["ticket", "random", "dense_l1", "dense_l2", "snip", "grasp", "synflow"]
+CONTROLS = (
+    "ticket", "random", "dense_l1", "dense_l2", "snip", "grasp", "synflow",
+    "random_matched", "grasp_t1", "synflow_iterative",
+)  # fmt: skip
+Control = Literal[
+    "ticket", "random", "dense_l1", "dense_l2", "snip", "grasp", "synflow",
+    "random_matched", "grasp_t1", "synflow_iterative",
+]  # fmt: skip
+#: controls whose definition changed to the Grokking-Tickets code's: a run
+#: directory cut before then (its mask has no ``variant``) is the earlier kind
+REDEFINED = {"random": "random_matched", "grasp": "grasp_t1", "synflow": "synflow_iterative"}
 
 
 @config("ticket")
@@ -30,8 +39,12 @@ class TicketSpec:
     rewind_step: int = setting(0, "checkpoint whose weights survive (0 = the init)", ge=0)
     control: Control = setting(
         "ticket",
-        "ticket, or a control: random (the ticket's per-matrix sparsity), dense_l1 / "
-        "dense_l2 (no mask, init norm-matched), snip / grasp / synflow (pruning at init)",
+        "ticket, or a control as the Grokking-Tickets code builds it: random (one global "
+        "threshold on random scores), dense_l1 / dense_l2 (no mask, init norm-matched), snip / "
+        "grasp (T = 200, prunable weights) / synflow (a training batch, one round), pruning at "
+        "init; or the stricter or original variants random_matched (the ticket's per-matrix "
+        "counts), grasp_t1 (T = 1, whole-network gradient), synflow_iterative (all-ones "
+        "input, 100 rounds)",
     )
     control_seed: int = setting(0, "seed of the random control's mask", ge=0)
     imp_levels: int = setting(
@@ -59,7 +72,7 @@ class TicketsConfig:
 
 PRESETS: dict[str, TicketsConfig] = {}
 
-__all__ = ["CONTROLS", "PRESETS", "Control", "TicketSpec", "TicketsConfig"]
+__all__ = ["CONTROLS", "PRESETS", "REDEFINED", "Control", "TicketSpec", "TicketsConfig"]
 
 
 # --------------------------------------------------------------------------
@@ -67,7 +80,10 @@ __all__ = ["CONTROLS", "PRESETS", "Control", "TicketSpec", "TicketsConfig"]
 
 PRUNE_AT = ("last", "generalized")
 CONTROL_RUNS = ("random", "dense_l1", "dense_l2", "snip", "grasp", "synflow", "no_wd", "t_mem")
-ControlRun = Literal["random", "dense_l1", "dense_l2", "snip", "grasp", "synflow", "no_wd", "t_mem"]
+ControlRun = Literal[
+    "random", "dense_l1", "dense_l2", "snip", "grasp", "synflow", "no_wd", "t_mem",
+    "random_matched", "grasp_t1", "synflow_iterative",
+]  # fmt: skip
 #: overrides that make the tiny grokking preset generalise within ~200 steps
 TINY_GROKS = (
     "data.train_fraction=0.9",
@@ -116,6 +132,15 @@ class SuiteSpec:
         4.0, "the check: the rate-`rate` ticket is at least this much faster than dense", gt=0.0
     )
     seeds: tuple[int, ...] = setting((0,), "seeds (each: split, init, batch order)")
+    curve_points: int = setting(
+        6,
+        "tickets at `rate` cut from this many checkpoints of each dense run (log-spaced, "
+        "with the first at t_mem and at t_gen and the last): the report's curve of speedup "
+        "vs the step the mask came from; 0: none",
+        ge=0,
+        le=30,
+        legacy=0,
+    )
 
     def __post_init__(self) -> None:
         if self.rate not in self.rates:
@@ -149,6 +174,7 @@ SUITES: dict[str, SuiteSpec] = {
         dense_stop_after_gen=20,
         stop_after_gen=20,
         min_speedup=1.0,
+        curve_points=2,
     ),
 }
 

@@ -3,20 +3,26 @@ Repeated Data", §2) data design: a budget of ``D`` training tokens of which a
 fraction ``f`` comes from a small subset repeated ``E`` times; the rest is
 seen once.
 
-Construction (exact, seeded). With ``S = round(f·D / E)`` subset tokens:
+Construction (exact, seeded). With ``S`` subset tokens, ``f·D / E`` rounded
+to whole sequences of ``L`` tokens (``align="sequences"``, the default) or to
+whole tokens (``align="shifted"``):
 
 * the subset is ``S`` consecutive tokens of the source stream and the unique
   part the next ``D − S·E`` tokens (a seeded offset picks where), so the two
   share no token position;
 * the repeated stream is the subset tiled ``E`` times (``R = S·E`` tokens;
   every subset token occurs exactly ``E`` times), the unique stream follows,
-  and the concatenation is cut into ``D / L`` sequences of ``L`` tokens (one
-  sequence may hold the end of the repeated stream and the start of the
-  unique one);
+  and the concatenation is cut into ``D / L`` sequences of ``L`` tokens;
+* with ``align="sequences"`` the subset is ``S / L`` whole sequences and each
+  repeat is those same sequences, as Hernandez et al. repeat whole
+  documents; with ``"shifted"`` (``S`` not a multiple of ``L``) each repeat
+  starts at another position within the sequences, so the repeated text
+  recurs under up to ``L`` different alignments, and one sequence may hold
+  the end of the repeated stream and the start of the unique one;
 * the sequences are shuffled with the seed; training sees each once.
 
 The achieved fraction is ``R / D`` (reported; equal to ``f`` up to the rounding
-of ``S``). ``S ≥ L`` is required, so no training sequence is the subset
+of ``S``). ``f·D / E ≥ L`` is required, so no training sequence is the subset
 repeated within one context. Held-out text comes from another split of the
 corpus, which shares no text with the training split.
 """

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp.config.catalog import run_entry
+from interp.config.core import ConfigError
 from interp.experiments.common import format_fields, pick_preset, prepare_run
 from interp.models.size import check_fits
 from interp.training.device import configure_threads, resolve_device
@@ -119,6 +120,9 @@ class Experiment:
         with writing(run_dir) as store:
             prepare_run(self.name, cfg, store, dev, n_threads)
             if store.is_done():
+                problem = self.reuse_problem(store.path)
+                if problem:
+                    raise ConfigError(problem)
                 return self._finished(store, dev)
             setup = self.build(cfg, store, dev, quiet)
             result = train(
@@ -132,6 +136,11 @@ class Experiment:
                 store.mark_done()  # last: every measurement of the run is written
                 result.summary = summary
             return result
+
+    def reuse_problem(self, run_dir: str | Path) -> str | None:
+        """Why a finished run directory of this config may not stand for it
+        (a definition changed since it was written), or None."""
+        return None
 
     def check(self, cfg: Any) -> None:
         """Raise a ConfigError for a config the task cannot train on."""

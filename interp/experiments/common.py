@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from interp.config.catalog import canonical
-from interp.config.core import ConfigError, apply_overrides, from_dict, to_dict
+from interp.config.core import ConfigError, apply_overrides, from_dict, to_dict, with_legacy
 from interp.training.files import atomic_write_json
 from interp.training.rundir import RunStore
 
@@ -92,7 +92,7 @@ def _upgrade_config(store: RunStore, experiment: str, cfg: Any) -> None:
     try:
         if canonical(data["experiment"]) != canonical(experiment):
             return
-        filled = to_dict(from_dict(type(cfg), data["config"]))
+        filled = to_dict(from_dict(type(cfg), with_legacy(type(cfg), data["config"])))
     except ConfigError:
         return
     if filled != data["config"] and filled == to_dict(cfg):

@@ -122,7 +122,7 @@ def external_page(source: Any, df: Any) -> Any:
             best.add_trace(
                 go.Scatter(x=d.index, y=d.values, mode="lines+markers", name=f"max {metric}")
             )
-    for metric in ("olsson_icl_score", "text_copy_gain", "icl_score"):
+    for metric in ("olsson_icl_score", "text_copy_gain", "copy_gain"):
         d = df[df["metric"] == metric].set_index("step")["value"]
         if len(d):
             best.add_trace(

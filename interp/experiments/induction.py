@@ -12,7 +12,9 @@ The config and presets are in :mod:`interp.config.induction`.
 
 Metrics logged at every evaluation: train/test next-token loss and accuracy,
 and on a probe of random tokens repeated twice: loss on the first and second
-copy, their difference (``icl_score``) and top-1 accuracy on the second copy.
+copy, their difference (``copy_gain`` = first − second; before it was
+``icl_score`` = second − first, read as −copy_gain from older runs) and top-1
+accuracy on the second copy.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def make_task(cfg: InductionConfig) -> GeneratedLMTask:
         return {
             ("probe", "loss_first_copy"): first,
             ("probe", "loss_second_copy"): second,
-            ("probe", "icl_score"): second - first,
+            ("probe", "copy_gain"): first - second,
             ("probe", "copy_accuracy"): acc,
         }
 
@@ -122,7 +124,12 @@ class Induction(Experiment):
 def induction_page(run: Run, probe: torch.Tensor) -> Page:
     """Head analyzers over checkpoints, the phase change, composition at the
     last checkpoint and circuitsvis attention views of the probe (offline)."""
-    from interp.analysis import HEAD_ANALYZERS, attention_patterns, composition_scores
+    from interp.analysis import (
+        HEAD_ANALYZERS,
+        attention_patterns,
+        composition_scores,
+        composition_vs_init,
+    )
     from interp.analysis.sweep import sweep
     from interp.viz.circuits import attention_view, circuitsvis_bundle
     from interp.viz.figures import (
@@ -138,12 +145,16 @@ def induction_page(run: Run, probe: torch.Tensor) -> Page:
     marks = {"t_induction": summary.get("t_induction")}
     final = run.load(run.last_step)
     heatmaps = ("induction_scores", "prev_token_scores", "prefix_matching_scores",
-                "copying_scores", "direct_logit_copying")  # fmt: skip
+                "copying_scores", "logit_copying_scores")  # fmt: skip
     figures = [
         phase_change_figure(df, marks=marks),
         training_curves(run.metrics(), title="next-token loss and accuracy"),
         *[head_score_heatmap(df, m) for m in heatmaps],
         composition_figure(composition_scores(final), f"composition at step {run.last_step}"),
+        composition_figure(
+            composition_vs_init(final, run),
+            f"composition at step {run.last_step} over its random-init level (1 = chance)",
+        ),
     ]
     pats = attention_patterns(final, probe[None])[0]
     labels = [str(int(t)) for t in probe]

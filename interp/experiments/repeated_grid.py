@@ -223,8 +223,15 @@ def report_grid(spec: GridSpec, out: str | Path, **kw: Any) -> pd.DataFrame:
 
 
 def results_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per run; the effective size is filled in when ≥ 2 sizes have f = 0 runs."""
-    from interp.analysis.memorization import effective_size, fit_power_law
+    """One row per run; the effective size is filled in when ≥ 2 sizes have
+    f = 0 runs (a power law L = a·N^−α through their mean losses), with a
+    95% interval from bootstrapping the f = 0 seeds
+    (:func:`~interp.analysis.memorization.effective_size_intervals`)."""
+    from interp.analysis.memorization import (
+        effective_size,
+        effective_size_intervals,
+        fit_power_law,
+    )
 
     rows = []
     for s in frame.to_dict(orient="records"):
@@ -255,11 +262,19 @@ def results_table(frame: pd.DataFrame) -> pd.DataFrame:
         )
     df = pd.DataFrame(rows)
     df["effective_params"] = math.nan
+    df["effective_ratio_lo"] = df["effective_ratio_hi"] = math.nan
     base = df[df["kind"] == "f0"].groupby("size")[["non_embedding_params", "test_loss"]].mean()
     if len(base) >= 2:
         try:
             law = fit_power_law(list(base["non_embedding_params"]), list(base["test_loss"]))
             df["effective_params"] = [effective_size(law, v) for v in df["test_loss"]]
+            iv = effective_size_intervals(df, n_boot=1000)
+            for i, r in df.iterrows():
+                got = iv[(iv["size"] == r["size"]) & (iv["run"] == r["run"])]
+                key = f"ratio_seed{r['seed']}"
+                if len(got) and f"{key}_lo" in got:
+                    df.loc[i, "effective_ratio_lo"] = got[f"{key}_lo"].iloc[0]
+                    df.loc[i, "effective_ratio_hi"] = got[f"{key}_hi"].iloc[0]
         except ValueError:
             pass
     df["effective_ratio"] = df["effective_params"] / df["non_embedding_params"]

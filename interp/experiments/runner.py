@@ -87,20 +87,44 @@ def execute(experiment: str, config: Any, run_dir: str, threads: int | None) -> 
     """Train (or resume, or finish) one run; skip it when it is finished.
     Runs in whichever process or Ray worker the backend chose."""
     from interp.experiments.registry import experiment as get_experiment
-    from interp.training.rundir import RunStore
+    from interp.training.rundir import RunStore, renamed_summary
 
     t0 = time.perf_counter()
     store = RunStore(run_dir)
     trained = not store.is_done()
+    exp = get_experiment(experiment)
     if trained:
-        get_experiment(experiment).train(config, run_dir, threads=threads, quiet=True)
+        exp.train(config, run_dir, threads=threads, quiet=True)
+    elif problem := exp.reuse_problem(run_dir) or _other_config(store, config):
+        raise ConfigError(problem)
     if not store.is_done():
         raise RuntimeError(f"{run_dir} trained but is not marked done")  # a bug, not user input
     return {
-        "summary": read_json(store.summary_path),
+        "summary": renamed_summary(read_json(store.summary_path)),
         "seconds": time.perf_counter() - t0,
         "trained": trained,
     }
+
+
+def _other_config(store: Any, config: Any) -> str | None:
+    """A finished run directory whose config is not this job's (read with
+    the legacy values of fields added since): what differs, else None."""
+    from interp.config.core import with_legacy
+    from interp.training.rundir import dict_diff
+
+    cls = type(config)
+    stored = store.read_config()["config"]
+    try:
+        old = to_dict(from_dict(cls, with_legacy(cls, stored)))
+    except ConfigError:
+        old = stored
+    new = to_dict(config.resolve())
+    if old == new:
+        return None
+    return (
+        f"{store.path} finished with another config ({dict_diff(old, new)}); "
+        "move it away or use another output directory"
+    )
 
 
 # --------------------------------------------------------------- backends

@@ -11,7 +11,7 @@ Layout: ``OUT/mask_step_<step>/`` per ticket.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +20,8 @@ import pandas as pd
 from interp.config.core import ConfigError
 from interp.config.tickets import CURVES, CurveSpec
 from interp.experiments.runner import Job, JobResult, Study, run_study
-from interp.experiments.ticket_suite import cut_from_dense, key_columns
+from interp.experiments.ticket_suite import cut_from_dense, default_mask_steps, key_columns
 from interp.training.rundir import Run, open_run
-
-
-def default_mask_steps(
-    steps: Sequence[int], t_mem: int | None, t_gen: int, n: int = 10
-) -> list[int]:
-    """About ``n`` checkpoints, log-spaced, plus the first at/after t_mem and
-    t_gen, the init and the last."""
-    steps = sorted(steps)
-    picks = {steps[0], steps[-1]}
-    for mark in (t_mem, t_gen):
-        after = [s for s in steps if mark is not None and s >= mark]
-        if after:
-            picks.add(after[0])
-    positive = [s for s in steps if s > 0]
-    if positive:
-        lo, hi = math.log(positive[0]), math.log(positive[-1])
-        for i in range(n):
-            target = math.exp(lo + (hi - lo) * i / (n - 1))
-            picks.add(min(positive, key=lambda s: abs(math.log(s) - math.log(target))))
-    return sorted(picks)
 
 
 def _dense(spec: CurveSpec) -> tuple[Run, dict[str, Any]]:

@@ -51,7 +51,7 @@ import pandas as pd
 from interp.config.tickets import CONTROL_RUNS, SUITES, SuiteSpec
 from interp.config.train import ACC_THRESHOLD
 from interp.experiments.runner import Job, JobResult, Study, run_study
-from interp.training.rundir import open_run
+from interp.training.rundir import Run, open_run
 
 
 def dense_config(spec: SuiteSpec, seed: int) -> Any:
@@ -126,6 +126,52 @@ def prune_step(run: Any, prune_at: str, accuracy: float) -> int:
     return [s for s in scored if test_acc[s] >= bar][-1]
 
 
+def default_mask_steps(
+    steps: Sequence[int], t_mem: int | None, t_gen: int, n: int = 10
+) -> list[int]:
+    """About ``n`` checkpoints, log-spaced, plus the first at/after t_mem and
+    t_gen, the init and the last."""
+    steps = sorted(steps)
+    picks = {steps[0], steps[-1]}
+    for mark in (t_mem, t_gen):
+        after = [s for s in steps if mark is not None and s >= mark]
+        if after:
+            picks.add(after[0])
+    positive = [s for s in steps if s > 0]
+    if positive:
+        lo, hi = math.log(positive[0]), math.log(positive[-1])
+        for i in range(n):
+            target = math.exp(lo + (hi - lo) * i / (n - 1))
+            picks.add(min(positive, key=lambda s: abs(math.log(s) - math.log(target))))
+    return sorted(picks)
+
+
+def curve_steps(run: Run, summary: Mapping[str, Any], points: int) -> list[int]:
+    """The ``points`` checkpoints the suite's mask-step curve cuts tickets
+    from: :func:`default_mask_steps`, thinned evenly to ``points`` (keeping
+    the first and last); none when dense never generalised."""
+    if points < 1 or summary.get("t_gen") is None:
+        return []
+    steps = default_mask_steps(run.steps, summary.get("t_mem"), summary["t_gen"], points)
+    if len(steps) <= points:
+        return steps
+    picks = {round(i * (len(steps) - 1) / max(points - 1, 1)) for i in range(points)}
+    return [steps[i] for i in sorted(picks)]
+
+
+def configure_curve(spec: SuiteSpec, index: int, deps: Mapping[str, JobResult]) -> Any:
+    """The config of the ``index``-th ticket of the mask-step curve (None
+    when dense gives fewer points)."""
+    (dense,) = deps.values()
+    steps = curve_steps(open_run(dense.run_dir), dense.summary, spec.curve_points)
+    if index >= len(steps):
+        return None
+    cap = budget(spec.norm_cap, dense.summary, spec.stop_after_gen)
+    return cut_from_dense(
+        dense.run_dir, steps[index], spec.rate, "ticket", cap, stop_after_gen=spec.stop_after_gen
+    )
+
+
 def configure_control(spec: SuiteSpec, name: str, deps: Mapping[str, JobResult]) -> Any:
     """The config of ticket or control ``name`` once its seed's dense run has
     finished; None for a t_mem ticket when dense has no checkpoint at or
@@ -154,7 +200,7 @@ class TicketSuite(Study):
     """``interp experiment tickets``."""
 
     name = "tickets"
-    selects = frozenset({"seeds", "rates", "controls"})
+    selects = frozenset({"seeds", "rates", "controls", "curve_points"})
     legacy_spec: ClassVar[Mapping[str, Mapping[str, Any]]] = {"suite.json": {"prune_at": "last"}}
 
     def jobs(self, spec: SuiteSpec, out: Path) -> list[Job]:
@@ -181,16 +227,33 @@ class TicketSuite(Study):
                         tags={"seed": seed, "run": name, "kind": kind, "rate": rate},
                     )
                 )
+            for i in range(spec.curve_points):
+                jobs.append(
+                    Job(
+                        f"seed{seed}/curve-{i}",
+                        "tickets",
+                        after=(dense_key,),
+                        configure=partial(configure_curve, spec, i),
+                        tags={
+                            "seed": seed,
+                            "run": f"curve-{i}",
+                            "kind": "curve",
+                            "rate": spec.rate,
+                        },
+                    )
+                )
         return jobs
 
     def tabulate(self, spec: SuiteSpec, table: pd.DataFrame) -> dict[str, Any]:
-        rows = results_table(table)
+        every = results_table(table)
+        rows = every[every["kind"] != "curve"].reset_index(drop=True)
         checks = check_results(rows, spec)
         return {
             "rows": rows,
             "checks": checks,
             "orderings": ordering_checks(rows, spec),
             "across_seeds": across_seeds(rows, checks).to_dict(orient="records"),
+            "curve": curve_table(every, spec.rate).to_dict(orient="records"),
         }
 
     def report(self, out: Path, result: Mapping[str, Any]) -> Path:
@@ -253,7 +316,7 @@ def write_suite_report(out: str | Path, result: Mapping[str, Any]) -> Path:
     import html
 
     from interp.viz.report import Page, frame_html, write_page
-    from interp.viz.tickets import accuracy_curves, rate_sweep, speedup_bars
+    from interp.viz.tickets import accuracy_curves, mask_step_figure, rate_sweep, speedup_bars
 
     table = pd.DataFrame(result["rows"])
     curves: dict[int, dict[str, pd.DataFrame]] = {}
@@ -262,6 +325,13 @@ def write_suite_report(out: str | Path, result: Mapping[str, Any]) -> Path:
     figs = [accuracy_curves(curves), speedup_bars(table)]
     if table["kind"].eq("ticket").sum() > 0:
         figs.append(rate_sweep(table))
+    curve = pd.DataFrame(result.get("curve", []))
+    for seed, rows in curve.groupby("seed") if len(curve) else ():
+        first = rows.iloc[0].to_dict()
+        marks = [_get(first, k) for k in ("dense_t_mem", "dense_t_gen")]
+        fig = mask_step_figure(rows, *(None if m is None else int(m) for m in marks))
+        fig.update_layout(title=f"Seed {seed}: tickets cut from each checkpoint of the dense run")
+        figs.append(fig)
     # (heading of the verdict list, its label in the counts on top, the verdicts)
     sections = [
         ("Required checks (each run vs dense)", "Required checks", result["checks"]),
@@ -346,6 +416,26 @@ def results_table(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def curve_table(every: pd.DataFrame, rate: float) -> pd.DataFrame:
+    """The mask-step curve's rows (kind ``curve``), per seed sorted by the
+    step the mask was cut at, with the mask's Jaccard overlap with the final
+    mask and its kept embedding share in the key frequencies
+    (:func:`interp.pruning.overlap.ticket_structure`) and dense's t_mem, t_gen."""
+    from interp.pruning.overlap import ticket_structure
+
+    curve = every[every["kind"] == "curve"]
+    parts = []
+    for seed, rows in curve.groupby("seed"):
+        dense_row = every[(every["seed"] == seed) & (every["kind"] == "dense")].iloc[0]
+        structure = ticket_structure(open_run(dense_row["run_dir"]), rate).set_index("step")
+        rows = rows.sort_values("mask_step").copy()
+        cols = ["jaccard_with_final", "kept_key_frequency_share"]
+        rows[cols] = structure.loc[rows["mask_step"].astype(int), cols].to_numpy(dtype=float)
+        rows["dense_t_mem"], rows["dense_t_gen"] = dense_row["t_mem"], dense_row["t_gen"]
+        parts.append(rows)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def key_columns(

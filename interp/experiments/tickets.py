@@ -9,12 +9,15 @@ Accelerate Grokking", §3–4): prune a trained grokking run, rewind, retrain.
 3. Retrain on the same split with the same optimiser, the mask held fixed by
    the trainer (masked weights stay exactly 0).
 
-Controls (``ticket.control``): ``random`` — a random mask with the ticket's
-per-matrix sparsity; ``dense_l1`` / ``dense_l2`` — no mask, the rewound dense
-weights rescaled so the prunable matrices' L1 / L2 norm equals the ticket's
-(Minegishi et al. §4.3); ``snip`` / ``grasp`` / ``synflow`` — pruning at
-initialisation at the same rate and scope, scored on the rewound weights
-(Minegishi et al. §4.2; :mod:`interp.pruning.scores`). Without weight decay:
+Controls (``ticket.control``), as the Grokking-Tickets code builds them:
+``random`` — random scores under one global threshold at the same rate;
+``dense_l1`` / ``dense_l2`` — no mask, the rewound dense weights rescaled so
+the prunable matrices' L1 / L2 norm equals the ticket's (Minegishi et al.
+§4.3); ``snip`` / ``grasp`` / ``synflow`` — pruning at initialisation at the
+same rate and scope, scored on the rewound weights (Minegishi et al. §4.2;
+:func:`pai_mask`). Named variants: ``random_matched`` (the ticket's
+per-matrix counts, a stricter control), ``grasp_t1`` and
+``synflow_iterative`` (:func:`pai_mask`). Without weight decay:
 ``--set train.weight_decay=0``.
 
 The ticket run's config copies the dense run's data / model / train sections,
@@ -35,7 +38,7 @@ from torch import Tensor, nn
 
 from interp.config.core import ConfigError, apply_overrides, to_dict
 from interp.config.grokking import GrokkingConfig
-from interp.config.tickets import CONTROLS, TicketsConfig, TicketSpec
+from interp.config.tickets import CONTROLS, REDEFINED, TicketsConfig, TicketSpec
 from interp.experiments.base import Setup
 from interp.experiments.common import format_fields
 from interp.experiments.grokking import Grokking, make_task
@@ -46,6 +49,7 @@ from interp.pruning.masks import (
     magnitude_mask,
     mask_from_scores,
     prunable_weights,
+    random_mask,
     random_mask_like,
     save_mask,
 )
@@ -58,8 +62,11 @@ if TYPE_CHECKING:
     from interp.viz.report import Page
 
 MASK_FILE = "masks/ticket.safetensors"
-PAI = ("snip", "grasp", "synflow")
-SYNFLOW_ITERATIONS = 100  # Tanaka et al. 2020 §5
+PAI = ("snip", "grasp", "synflow", "grasp_t1", "synflow_iterative")
+SYNFLOW_ITERATIONS = 100  # Tanaka et al. 2020 §5 (synflow_iterative)
+GRASP_TEMPERATURE = 200.0  # the Grokking-Tickets code's GraSP (after Wang et al.'s)
+#: recorded with masks of the controls REDEFINED as the Grokking-Tickets code's
+VARIANT = "grokking-tickets"
 
 
 def ticket_config(
@@ -158,24 +165,45 @@ def pai_mask(
     rate: float,
     scope: Literal["global", "layer"] = "global",
 ) -> Mask:
-    """A pruning-at-initialisation mask for a grokking model: SNIP and GraSP
-    scored on the full training set's cross-entropy, SynFlow data-free with
-    its all-ones input (every token's embedding row summed, for token
-    embeddings) over :data:`SYNFLOW_ITERATIONS` rounds."""
-    if method == "synflow":
+    """A pruning-at-initialisation mask for a grokking model, scored on the
+    full training set (the reference code's one batch):
+
+    * ``snip``: ``|θ ⊙ ∂L/∂θ|`` of the cross-entropy;
+    * ``grasp``: the Grokking-Tickets code's GraSP — logits divided by
+      T = 200, ``g`` and ``H`` over the prunable weights;
+      ``grasp_t1``: T = 1 and ``g`` over every parameter;
+    * ``synflow``: the Grokking-Tickets code's SynFlow — the linearised
+      network run on the training inputs, one round;
+      ``synflow_iterative``: the SynFlow paper's all-ones input (every token's
+      embedding row summed) over :data:`SYNFLOW_ITERATIONS` rounds.
+    """
+    if method == "synflow_iterative":
         _, mask = synflow_scores(
             model, all_ones_forward, rate=rate, iterations=SYNFLOW_ITERATIONS, scope=scope
         )
         return mask
+    if method == "synflow":
+        _, mask = synflow_scores(
+            model, lambda m: task.logits(m, task.train_inputs), rate=rate, scope=scope
+        )
+        return mask
 
-    def loss(m: nn.Module) -> Tensor:
-        logits = task.logits(m, task.train_inputs)
-        return F.cross_entropy(logits.double(), task.train_labels)
+    def loss(temperature: float):
+        def fn(m: nn.Module) -> Tensor:
+            logits = task.logits(m, task.train_inputs).double() / temperature
+            return F.cross_entropy(logits, task.train_labels)
 
-    scorer = {"snip": snip_scores, "grasp": grasp_scores}.get(method)
-    if scorer is None:
+        return fn
+
+    if method == "snip":
+        scores = snip_scores(model, loss(1.0))
+    elif method == "grasp":
+        scores = grasp_scores(model, loss(GRASP_TEMPERATURE), wrt="prunable")
+    elif method == "grasp_t1":
+        scores = grasp_scores(model, loss(1.0), wrt="all")
+    else:
         raise ConfigError(f"unknown pruning-at-init method {method!r}; choose from {PAI}")
-    return mask_from_scores(scorer(model, loss), rate, scope)
+    return mask_from_scores(scores, rate, scope)
 
 
 def all_ones_forward(model: nn.Module) -> Tensor:
@@ -233,6 +261,9 @@ class Tickets(Grokking):
             )
         super().check(cfg)
 
+    def reuse_problem(self, run_dir: str | Path) -> str | None:
+        return earlier_variant(run_dir)
+
     def build(
         self, cfg: TicketsConfig, store: RunStore, device: torch.device, quiet: bool
     ) -> Setup:
@@ -242,12 +273,17 @@ class Tickets(Grokking):
         task = make_task(cfg)
         mask_path = store.path / MASK_FILE
         if mask_path.exists():
+            problem = earlier_variant(store.path)
+            if problem:
+                raise ConfigError(problem)
             mask: Mask | None = load_mask(mask_path)
         else:
             mask = cut_mask(cfg, source, store, task, device, quiet)
-            save_mask(mask_path, mask, {"source": spec.source, "step": spec.source_step,
-                                        "rate": spec.rate, "scope": spec.scope,
-                                        "control": spec.control})  # fmt: skip
+            meta = {"source": spec.source, "step": spec.source_step, "rate": spec.rate,
+                    "scope": spec.scope, "control": spec.control}  # fmt: skip
+            if spec.control in REDEFINED:
+                meta["variant"] = VARIANT
+            save_mask(mask_path, mask, meta)
         model = make_model(cfg.model, seed=cfg.seed, device="cpu")
         model.load_state_dict(source.store.load_weights(spec.rewind_step))  # rewind
         extra = {}
@@ -284,17 +320,41 @@ def cut_mask(
     magnitude mask of the source checkpoint; for the random control, a random
     mask with that mask's per-matrix sparsity."""
     spec = cfg.ticket
-    if spec.control in PAI:
+    if spec.control in PAI or spec.control == "random":
         rewound = make_model(cfg.model, seed=cfg.seed, device="cpu")
         rewound.load_state_dict(source.store.load_weights(spec.rewind_step))
-        mask = pai_mask(spec.control, rewound, task, spec.rate, spec.scope)
-    elif spec.imp_levels > 1:
+        if spec.control == "random":  # one global threshold on random scores
+            return random_mask(rewound, spec.rate, spec.control_seed)
+        return pai_mask(spec.control, rewound, task, spec.rate, spec.scope)
+    if spec.imp_levels > 1:
         mask = imp_mask(cfg, source, store, task, device, quiet)
     else:
         mask = find_mask(source, spec.source_step, spec.rate, spec.scope)
-    if spec.control == "random":  # same per-matrix sparsity, random positions
+    if spec.control == "random_matched":  # the ticket's per-matrix counts, random positions
         mask = random_mask_like(mask, spec.control_seed)
     return mask
+
+
+def earlier_variant(run_dir: str | Path) -> str | None:
+    """Why a ticket run directory cannot be reused: it is a ``random``,
+    ``grasp`` or ``synflow`` control cut before those names meant the
+    Grokking-Tickets code's variants (its mask records no ``variant``);
+    None when it can."""
+    from interp.training.files import read_json
+
+    path = Path(run_dir)
+    try:
+        control = read_json(path / "config.json")["config"]["ticket"]["control"]
+        meta = read_json((path / MASK_FILE).with_suffix(".json"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if control in REDEFINED and meta.get("variant") != VARIANT:
+        return (
+            f"{path} is a '{control}' control cut by an earlier version, whose '{control}' is "
+            f"now called '{REDEFINED[control]}'; '{control}' is now the Grokking-Tickets code's. "
+            "Move the directory away to retrain it"
+        )
+    return None
 
 
 EXPERIMENT = Tickets()

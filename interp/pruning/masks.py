@@ -106,9 +106,28 @@ def magnitude_mask(
     return mask_from_scores({n: p.detach().abs() for n, p in params.items()}, rate, scope)
 
 
+def random_mask(
+    model: nn.Module,
+    rate: float,
+    seed: int,
+    include: Sequence[str] | None = None,
+) -> Mask:
+    """A random mask under one global threshold: a standard-normal score per
+    prunable weight, the ``rate`` fraction with the lowest removed (the
+    Grokking-Tickets code's ``Rand`` pruner). Each matrix loses about
+    ``rate`` of its weights, whatever the ticket's per-matrix sparsity."""
+    params = prunable_weights(model, include)
+    gen = torch.Generator().manual_seed(seed)
+    scores = {
+        n: torch.randn(p.shape, generator=gen, dtype=torch.float64) for n, p in params.items()
+    }
+    return mask_from_scores(scores, rate, "global", seed)
+
+
 def random_mask_like(mask: Mapping[str, Tensor], seed: int) -> Mask:
     """A random mask with exactly the same number of kept weights per matrix
-    (the "random pruning, same layer-wise sparsity" control)."""
+    as ``mask`` (random pruning at the ticket's layer-wise sparsity: a
+    stricter control than :func:`random_mask`)."""
     out = {}
     for i, (name, m) in enumerate(sorted(mask.items())):
         gen = torch.Generator().manual_seed(seed * 7919 + i)

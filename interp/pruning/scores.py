@@ -11,16 +11,20 @@ Minegishi et al. ("Grokking Tickets" §4.2) compare grokking tickets against:
 * **GraSP** (Wang et al. 2020, eq. 8): ``S(−θ) = −θ ⊙ Hg`` with ``g = ∂L/∂θ``
   and ``H`` the Hessian of ``L``; GraSP removes the weights with the *largest*
   ``S`` (they reduce the gradient flow least when removed), so the keep
-  priority returned here is ``θ ⊙ Hg = −S``.
-* **SynFlow** (Tanaka et al. 2020, Alg. 1): data-free. Replace every
-  parameter by its absolute value, feed an all-ones input, ``R = Σ output``;
-  the score is ``θ ⊙ ∂R/∂θ`` (≥ 0). Pruning is iterative: over ``iterations``
-  rounds the removed fraction follows ``1 − (1 − rate)^(k / iterations)``,
-  re-scoring the masked network each round (the exponential schedule of §5).
+  priority returned here is ``θ ⊙ Hg = −S``. The Grokking-Tickets code (and
+  Wang et al.'s) divides the logits by a temperature T = 200 and takes ``g``
+  and ``H`` over the prunable weights (``wrt="prunable"``).
+* **SynFlow** (Tanaka et al. 2020, Alg. 1): replace every parameter by its
+  absolute value, run the network forward, ``R = Σ output``; the score is
+  ``θ ⊙ ∂R/∂θ``. The SynFlow paper feeds an all-ones input and prunes over
+  ``iterations`` rounds, the removed fraction following
+  ``1 − (1 − rate)^(k / iterations)`` and the masked network re-scored each
+  round (the exponential schedule of §5); the Grokking-Tickets code feeds a
+  batch of training data and prunes in one round.
 
 The scores are computed on a copy: the model passed in is not modified. The
-loss (SNIP, GraSP) and the all-ones forward pass (SynFlow) are callables,
-because what "a batch" and "an all-ones input" mean depends on the model;
+loss (SNIP, GraSP) and the forward pass (SynFlow) are callables, because what
+"a batch" and "an all-ones input" mean depends on the model;
 :mod:`interp.experiments.tickets` builds them for the grokking models (for
 token embeddings the all-ones one-hot input is the sum of all embedding rows).
 """
@@ -63,20 +67,30 @@ def snip_scores(model: nn.Module, loss_fn: LossFn, include: Sequence[str] | None
     }
 
 
-def grasp_scores(model: nn.Module, loss_fn: LossFn, include: Sequence[str] | None = None) -> Scores:
+def grasp_scores(
+    model: nn.Module,
+    loss_fn: LossFn,
+    include: Sequence[str] | None = None,
+    wrt: Literal["prunable", "all"] = "prunable",
+) -> Scores:
     """GraSP keep priority ``θ ⊙ Hg`` (= −S of Wang et al. 2020, eq. 8).
 
-    ``g`` is the gradient over *all* parameters (as in GraSP: the gradient
-    flow of the whole network), ``Hg`` its Hessian-vector product; scores are
-    returned for the prunable matrices.
+    ``wrt="prunable"`` (the Grokking-Tickets code, after Wang et al.'s): ``g``
+    and ``H`` are taken over the prunable weights only, so the score is
+    ``θ ⊙ H_pp g_p``. ``wrt="all"``: ``g`` over every parameter (the
+    gradient flow of the whole network), ``θ_p ⊙ (H g)_p``. The temperature
+    the reference code divides the logits by (T = 200) belongs in
+    ``loss_fn``.
     """
+    if wrt not in ("prunable", "all"):
+        raise InputError(f"wrt must be 'prunable' or 'all', got {wrt!r}")
     clone = _copy(model)
-    everything = [p for p in clone.parameters()]
-    grads = torch.autograd.grad(loss_fn(clone), everything, create_graph=True, allow_unused=True)
+    params = prunable_weights(clone, include)
+    over = list(params.values()) if wrt == "prunable" else list(clone.parameters())
+    grads = torch.autograd.grad(loss_fn(clone), over, create_graph=True, allow_unused=True)
     z = sum((g * g.detach()).sum() for g in grads if g is not None)
     if not isinstance(z, Tensor):
         raise InputError("the loss does not depend on any parameter")
-    params = prunable_weights(clone, include)
     hg = torch.autograd.grad(z, list(params.values()), allow_unused=True)
     return {
         n: (p * (torch.zeros_like(p) if h is None else h)).detach()
@@ -94,9 +108,10 @@ def synflow_scores(
 ) -> tuple[Scores, Mask]:
     """SynFlow scores after ``iterations`` rounds of pruning towards ``rate``.
 
-    ``forward_ones(model)`` must run the model on its all-ones input and return
-    the output. Returns the last round's scores and the resulting mask (with
-    ``rate=0`` and one iteration: the plain scores and an all-True mask).
+    ``forward_ones(model)`` runs the model on SynFlow's input (all ones, or a
+    batch of data) and returns the output. Returns the last round's scores
+    and the resulting mask (with ``rate=0`` and one iteration: the plain
+    scores and an all-True mask).
     """
     if iterations < 1:
         raise InputError(f"iterations must be >= 1, got {iterations}")

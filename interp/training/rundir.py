@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp.config.catalog import canonical, config_class
-from interp.config.core import ConfigError, from_dict
+from interp.config.core import ConfigError, from_dict, with_legacy
 from interp.training.files import (
     CorruptCheckpointError,
     RunError,
@@ -117,7 +117,7 @@ class RunStore:
             old = self.read_config()
             if _same_experiment(old["experiment"], experiment) and old["config"] == config:
                 return True
-            diff = _dict_diff(old["config"], config)
+            diff = dict_diff(old["config"], config)
             if self.steps() or self.read_metric_rows():
                 raise RunError(
                     f"{self.path} already holds a run of {old['experiment']!r} with a different "
@@ -395,7 +395,32 @@ def _same_experiment(a: str, b: str) -> bool:
         return a == b
 
 
-def _dict_diff(old: Any, new: Any, prefix: str = "") -> str:
+#: metrics renamed since runs were written: old name -> (new name, factor)
+RENAMED_METRICS = {"icl_score": ("copy_gain", -1.0)}
+
+
+def _renamed_row(row: dict[str, Any]) -> dict[str, Any]:
+    new = RENAMED_METRICS.get(row["metric"])
+    if new is None:
+        return row
+    value = row["value"]
+    return {**row, "metric": new[0], "value": value * new[1] if value is not None else None}
+
+
+def renamed_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A summary with ``final_<split>_<old>`` keys of renamed metrics under
+    their new names (values converted); other keys unchanged."""
+    out = {}
+    for key, value in summary.items():
+        for old, (name, factor) in RENAMED_METRICS.items():
+            if key.startswith("final_") and key.endswith(f"_{old}"):
+                key = key[: -len(old)] + name
+                value = value * factor if isinstance(value, (int, float)) else value
+        out[key] = value
+    return out
+
+
+def dict_diff(old: Any, new: Any, prefix: str = "") -> str:
     """The keys where two nested dicts differ, as ``key: old -> new``."""
     if isinstance(old, dict) and isinstance(new, dict):
         parts = []
@@ -404,7 +429,7 @@ def _dict_diff(old: Any, new: Any, prefix: str = "") -> str:
             if k not in old or k not in new:
                 parts.append(f"{key}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}")
             elif old[k] != new[k]:
-                parts.append(_dict_diff(old[k], new[k], key))
+                parts.append(dict_diff(old[k], new[k], key))
         return "; ".join(p for p in parts if p)
     return f"{prefix}: {old!r} -> {new!r}" if old != new else ""
 
@@ -485,7 +510,8 @@ class Run:
 
     @cached_property
     def config(self) -> Any:
-        return from_dict(config_class(self.experiment), self.config_dict)
+        cls = config_class(self.experiment)
+        return from_dict(cls, with_legacy(cls, self.config_dict))
 
     @property
     def steps(self) -> list[int]:
@@ -540,19 +566,22 @@ class Run:
         return move_to(model, device).eval()
 
     def metrics(self) -> pd.DataFrame:
+        """Every metric row, with metrics renamed since the run was written
+        under their current names (:data:`RENAMED_METRICS`)."""
         import pandas as pd
 
-        rows = self.store.read_metric_rows()
+        rows = [_renamed_row(r) for r in self.store.read_metric_rows()]
         return pd.DataFrame(rows, columns=["step", "split", "metric", "value"])
 
     def summary(self) -> dict[str, Any] | None:
+        """summary.json, with renamed metrics' ``final_…`` keys renamed."""
         path = self.store.summary_path
         if not path.exists():
             return None
         data = read_json(path)
         if not isinstance(data, dict):
             raise RunError(f"{path} is not a summary (a JSON object): {str(data)[:80]}")
-        return data
+        return renamed_summary(data)
 
     def sha(self, step: int) -> str:
         return self.store.checkpoint_sha(step)

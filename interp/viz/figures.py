@@ -97,7 +97,8 @@ def progress_figure(
     loss_series = [
         ("train_loss", "train", "#1f77b4", "solid"),
         ("test_loss", "test", "#d62728", "solid"),
-        ("restricted_loss", "restricted (key freqs only)", "#2ca02c", "dash"),
+        ("restricted_loss", "restricted (key freqs only, test pairs)", "#2ca02c", "dash"),
+        ("restricted_loss_all_pairs", "restricted, all p² pairs", "#2ca02c", "dot"),
         ("excluded_loss", "excluded (key freqs removed, train)", "#9467bd", "dash"),
     ]
     for col, label, color, dash in loss_series:
@@ -115,7 +116,8 @@ def progress_figure(
             )
     for col, label, color in (
         ("key_freq_logit_share", "logit variance in key freqs", "#ff7f0e"),
-        ("embedding_gini", "Gini of embedding frequency norms", "#8c564b"),
+        ("embedding_gini", "Gini of W_E's frequency norms", "#8c564b"),
+        ("neuron_logit_gini", "Gini of W_L's frequency norms", "#e377c2"),
     ):
         if col in piv:
             fig.add_trace(
@@ -202,10 +204,12 @@ def head_score_heatmap(sweep_df: pd.DataFrame, metric: str, title: str = "") -> 
 def phase_change_figure(
     sweep_df: pd.DataFrame,
     score: str = "induction_scores",
-    icl: str = "icl_score",
+    icl: str = "copy_gain",
     marks: Mapping[str, int | None] | None = None,
 ) -> go.Figure:
-    """Olsson et al. Fig. 2 style: the best head's score and the ICL score vs step."""
+    """Olsson et al. Fig. 2 style: the best head's score and, on a second
+    axis, a copying / in-context-learning measure (``icl``: ``copy_gain``,
+    or ``olsson_icl_score`` where the sweep has it) vs step."""
     heads = sweep_df[(sweep_df["metric"] == score) & sweep_df["layer"].notna()]
     best = heads.groupby("step")["value"].max()
     icl_s = sweep_df[(sweep_df["metric"] == icl) & sweep_df["layer"].isna()].set_index("step")[
@@ -227,14 +231,21 @@ def phase_change_figure(
                 x=step, line_dash="dot", line_color="gray", annotation_text=f"{label}={step}"
             )
     fig.update_yaxes(title_text=f"max {score}", range=[0, 1.02], secondary_y=False)
-    fig.update_yaxes(title_text=f"{icl} (loss late − early)", secondary_y=True)
+    sign = "loss early − late" if icl == "copy_gain" else "loss late − early"
+    fig.update_yaxes(title_text=f"{icl} ({sign})", secondary_y=True)
     fig.update_layout(title="phase change", xaxis_title="step", height=420)
     return fig
 
 
 def composition_figure(scores: Mapping[str, Any], title: str = "") -> go.Figure:
-    """Q/K/V composition matrices: earlier heads (rows) into later heads (columns)."""
-    kinds = [k for k in ("q_composition", "k_composition", "v_composition") if k in scores]
+    """Q/K/V composition matrices: earlier heads (rows) into later heads
+    (columns); scores or their ratios over the random-init baseline."""
+    kinds = [
+        k + suffix
+        for suffix in ("", "_ratio")
+        for k in ("q_composition", "k_composition", "v_composition")
+        if k + suffix in scores
+    ]
     if not kinds:
         raise InputError("no composition scores to plot")
     fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=kinds, horizontal_spacing=0.08)
