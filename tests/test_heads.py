@@ -103,8 +103,8 @@ def test_signed_logit_copying(model, probe):
         assert torch.equal(direct_logit_copying(model, probe), s)
 
 
-def _reference_copying_score(model, tokens, layer, head):
-    """Bansal et al.'s copying score written out position by position, from
+def _residual_copying_score(model, tokens, layer, head):
+    """``form="residual"`` written out position by position, from
     TransformerLens's cache: ReLU of the centred direct logits, the
     most-attended token's share of the raised logits of the distinct tokens
     up to the query, at queries whose token occurred before."""
@@ -126,26 +126,78 @@ def _reference_copying_score(model, tokens, layer, head):
     return sum(vals) / len(vals)
 
 
+def _bansal_copying_score(model, tokens, layer, head, attended=False):
+    """Bansal et al.'s public code (``prefix_matching_copying.py``) written
+    out for a model without LayerNorm, from the weights alone: the layer's
+    attention computed by hand on token + position embeddings, the value at
+    j (or, ``attended``, the attention-weighted output) through W_O + b_O
+    and W_U, softmax, probabilities of the attendable tokens centred on
+    their mean, ReLU, the most-attended position's share; mean over j ≥ 1."""
+    W = {k: getattr(model, k).detach().double()[layer] for k in ("W_Q", "W_K", "W_V", "W_O")}
+    bias = {k: getattr(model, k).detach().double()[layer] for k in ("b_Q", "b_K", "b_V", "b_O")}
+    W_U = model.W_U.detach().double()
+    vals = []
+    for b in range(tokens.shape[0]):
+        t = tokens[b]
+        n = t.shape[0]
+        e = model.W_E.detach().double()[t] + model.W_pos.detach().double()[:n]
+        q = e @ W["W_Q"][head] + bias["b_Q"][head]
+        k = e @ W["W_K"][head] + bias["b_K"][head]
+        v = e @ W["W_V"][head] + bias["b_V"][head]
+        scores = (q @ k.T) / W["W_Q"].shape[-1] ** 0.5
+        scores = scores.masked_fill(torch.ones(n, n).triu(1).bool(), float("-inf"))
+        attn = torch.softmax(scores, dim=-1)
+        out = (attn @ v if attended else v) @ W["W_O"][head] + bias["b_O"]
+        probs = torch.softmax(out @ W_U, dim=-1)
+        for j in range(1, n):
+            p = probs[j, t[: j + 1]]
+            raised = torch.relu(p - p.mean())
+            total = float(raised.sum())
+            vals.append(float(raised[int(attn[j].argmax())]) / total if total else 0.0)
+    return sum(vals) / len(vals)
+
+
 def test_logit_copying_scores(model, probe):
-    """The published copying score in [0, 1]: near 1 for the hand-built
-    copying head, 0 for heads that write nothing to the logits and for the
-    same head when it suppresses (ReLU); equal to a position-by-position
-    reference on a random model."""
-    s = logit_copying_scores(model, probe)
-    assert s[1, 0] > 0.9
-    assert s[0, 0] == 0 and s[0, 1] == 0 and s[1, 1] == 0
-    neg = logit_copying_scores(build_model(copy_sign=-1.0), probe)
-    assert neg[1, 0] < 0.1
+    """Bansal et al.'s copying score in [0, 1], in the three forms: equal to
+    their code's loop written out by hand on a random model with random
+    biases (reference and attended forms), and to a position-by-position
+    loop (residual form); the residual form finds the hand-built copying
+    head and gives 0 where a head writes nothing or suppresses."""
+    from interp.analysis.behavior import copying_probe
     from interp.models import TransformerConfig, make_transformer
 
-    rnd = make_transformer(TransformerConfig(n_layers=2, d_vocab=12, d_vocab_out=12, n_ctx=16), 0)
-    toks = repeated_random_tokens(3, 6, (0, 12), seed=1)
-    got = logit_copying_scores(rnd, toks)
-    assert bool(((got >= 0) & (got <= 1)).all())
+    cfg = TransformerConfig(n_layers=2, d_vocab=30, d_vocab_out=30, n_ctx=16)
+    rnd = make_transformer(cfg, 0)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in rnd.named_parameters():
+            if name.endswith("bias") or ".b_" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    toks = copying_probe(rnd, n=3)
+    assert toks.shape == (3, 16) and all(len(set(r.tolist())) == 16 for r in toks)
+    for form, attended in (("reference", False), ("attended", True)):
+        got = logit_copying_scores(rnd, toks, form=form)
+        assert bool(((got >= 0) & (got <= 1)).all())
+        for layer, head in ((0, 0), (1, 1), (1, 3)):
+            want = _bansal_copying_score(rnd, toks, layer, head, attended)
+            assert float(got[layer, head]) == pytest.approx(want, abs=1e-6)
+    assert not torch.equal(
+        logit_copying_scores(rnd, toks), logit_copying_scores(rnd, toks, form="attended")
+    )
+
+    s = logit_copying_scores(model, probe, form="residual")
+    assert s[1, 0] > 0.9
+    assert s[0, 0] == 0 and s[0, 1] == 0 and s[1, 1] == 0
+    neg = logit_copying_scores(build_model(copy_sign=-1.0), probe, form="residual")
+    assert neg[1, 0] < 0.1
+    toks = repeated_random_tokens(3, 6, (0, 30), seed=1)
+    got = logit_copying_scores(rnd, toks, form="residual")
     for layer, head in ((0, 0), (1, 1)):
         assert float(got[layer, head]) == pytest.approx(
-            _reference_copying_score(rnd, toks, layer, head), abs=1e-6
+            _residual_copying_score(rnd, toks, layer, head), abs=1e-6
         )
+    with pytest.raises(Exception, match="form"):  # the type check, or our InputError
+        logit_copying_scores(rnd, toks, form="olsson")
 
 
 def test_copy_gain(model, probe):
@@ -289,3 +341,26 @@ def test_composition_baseline_is_the_chance_level_of_fresh_inits(model):
     assert 0.5 < float(ratio.mean()) < 1.5
     built = composition_ratios(composition_scores(model), {k: torch.ones(2, 2) for k in base})
     assert float(built["k_composition_ratio"][0, 0, 1, 0]) == pytest.approx(1 / V**0.5, rel=1e-5)
+
+
+def test_weight_scores_equal_transformer_lens_on_random_weights():
+    """Copying and composition scores on the raw weights of a random 3-layer
+    model equal TransformerLens's own computation: the eigenvalues of the
+    factored W_E·OV·W_U, and the bridge's ``all_composition_scores``."""
+    from interp.models import TransformerConfig, make_transformer
+
+    cfg = TransformerConfig(
+        n_layers=3, n_heads=2, d_model=32, d_head=8, d_vocab=20, d_vocab_out=20, n_ctx=12
+    )
+    model = make_transformer(cfg, 5)
+    ours = composition_scores(model, fold_ln=False)
+    for mode in "QKV":
+        ref = model.all_composition_scores(mode).scores.detach().double()
+        got = ours[f"{mode.lower()}_composition"].double()
+        assert float(got[0, :, 1, :].min()) > 0.05  # not a trivially zero comparison
+        torch.testing.assert_close(got, ref, atol=1e-6, rtol=0)
+    eig = (model.W_E @ model.OV @ model.W_U).eigenvalues.detach()
+    ref = (eig.real.sum(-1) / eig.abs().sum(-1)).double()
+    torch.testing.assert_close(
+        copying_scores(model, fold_ln=False).double(), ref, atol=1e-5, rtol=0
+    )

@@ -310,5 +310,12 @@ def test_olssons_icl_score_needs_a_long_context(series, tmp_path):
     res = olsson_icl_score(bridge, text)
     assert set(res) == {"olsson_icl_score", "loss_at_50", "loss_at_500"}
     assert res["olsson_icl_score"] == pytest.approx(res["loss_at_500"] - res["loss_at_50"])
+    # Independently: Hugging Face's own logits, the loss of token 500 minus that of token 50.
+    with torch.no_grad():
+        logp = torch.log_softmax(long(text).logits.double(), dim=-1)
+    tok_loss = -logp[:, :-1].gather(-1, text[:, 1:, None])[..., 0]  # [b, i] predicts token i+1
+    ref50, ref500 = tok_loss[:, 49].mean().item(), tok_loss[:, 499].mean().item()
+    assert res["loss_at_50"] == pytest.approx(ref50, abs=1e-4)
+    assert res["olsson_icl_score"] == pytest.approx(ref500 - ref50, abs=1e-4)
     with pytest.raises(InputError, match="needs sequences of more than 500 tokens"):
         olsson_icl_score(bridge, text[:, :400])

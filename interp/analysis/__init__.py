@@ -16,8 +16,8 @@ from interp.analysis.sweep import analyzer_name as analyzer_name
 from interp.analysis.sweep import sweep as sweep
 
 _WHERE = {
-    "behavior": ("copy_gain", "direct_logit_copying", "head_ablation_losses", "icl_score",
-                 "logit_copying_scores", "olsson_icl_score", "per_token_loss",
+    "behavior": ("copy_gain", "copying_probe", "direct_logit_copying", "head_ablation_losses",
+                 "icl_score", "logit_copying_scores", "olsson_icl_score", "per_token_loss",
                  "signed_logit_copying"),
     "memorization": ("copy_losses", "effective_size", "effective_size_intervals", "extractable",
                      "fit_power_law", "sequence_loss", "verbatim_fraction"),
@@ -27,7 +27,8 @@ _WHERE = {
     "fourier": ("embedding_frequency_norms", "excluded_logits", "excluded_loss",
                 "fourier_basis", "fourier_progress", "gini", "key_frequencies",
                 "logit_frequency_shares", "logit_grid", "pick_key_frequencies",
-                "progress_measures", "restricted_logits", "restricted_loss",
+                "neuron_logit_map", "progress_measures", "restricted_logits",
+                "restricted_loss",
                 "run_key_frequencies", "sum_squared_weights"),
     "heads": ("attention_patterns", "default_probe", "duplicate_token_scores",
               "induction_scores", "prefix_matching_scores", "prev_token_scores"),

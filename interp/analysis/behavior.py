@@ -33,6 +33,7 @@ from interp.analysis.heads import (
     run_cache,
 )
 from interp.config.core import InputError
+from interp.data.sequences import random_segments
 
 
 def per_token_loss(
@@ -184,25 +185,155 @@ def _head_logits(model: nn.Module, tokens: Tensor, memo: dict[Any, Any] | None):
         yield layer, z, pattern, W_O[layer] @ W_U
 
 
+def copying_probe(
+    model: nn.Module,
+    n: int = 8,
+    length: int | None = None,
+    vocab_range: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> Int[Tensor, "n seq"]:
+    """``n`` sequences of distinct random tokens, not repeated: the input of
+    Bansal et al.'s copying score (their code draws distinct BPE tokens, so
+    every attended position names one token). ``length`` defaults to
+    min(100, n_ctx, the size of the range); no start token (the model may
+    have no BOS), so position 0 plays its part."""
+    _, _, d_vocab, n_ctx = model_dims(model)
+    lo, hi = vocab_range or (0, d_vocab)
+    length = length or min(100, n_ctx, hi - lo)
+    if length < 2:
+        raise InputError(f"a copying probe needs at least 2 distinct tokens; got {length}")
+    return random_segments(n, length, (lo, hi), seed)
+
+
+def _keep(store: dict[str, Tensor], name: str):
+    """A forward hook that stores its activation under ``name``."""
+
+    def hook(x: Tensor, hook: Any) -> Tensor:
+        store[name] = x.detach()
+        return x
+
+    return hook
+
+
+def _embedding_path_layers(model: nn.Module, tokens: Tensor):
+    """Per layer: (pattern [b, h, q, k], v [b, k, h, d_head]) of that layer's
+    attention run on the token (+ position) embeddings instead of its real
+    input, as Bansal et al.'s code feeds every layer (its own LayerNorm
+    still applied)."""
+    n_layers, _, _, _ = model_dims(model)
+    device = next(model.parameters()).device
+    tokens = tokens.to(device)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(
+            tokens, names_filter=lambda name: name in ("hook_embed", "hook_pos_embed")
+        )
+        embedded = cache["hook_embed"]
+        if "hook_pos_embed" in cache:
+            embedded = embedded + cache["hook_pos_embed"]
+        for layer in range(n_layers):
+            got: dict[str, Tensor] = {}
+
+            model.run_with_hooks(
+                tokens,
+                fwd_hooks=[
+                    (f"blocks.{layer}.hook_resid_pre", lambda x, hook: embedded),
+                    (f"blocks.{layer}.attn.hook_pattern", _keep(got, "pattern")),
+                    (f"blocks.{layer}.attn.hook_v", _keep(got, "v")),
+                ],
+            )
+            yield layer, got["pattern"].double(), got["v"].double()
+
+
 def logit_copying_scores(
     model: nn.Module,
     tokens: Int[Tensor, "batch seq"] | None = None,
     *,
+    vocab_range: tuple[int, int] | None = None,
+    form: Literal["reference", "attended", "residual"] = "reference",
     memo: dict[Any, Any] | None = None,
 ) -> Float[Tensor, "layer head"]:
-    """The copying score of Bansal et al. 2023 ("Rethinking the role of scale
-    for in-context learning", §3; after Olsson et al. 2022's copying
-    criterion), in [0, 1]: at each query position the head's direct
-    contribution to the logits (z · W_O · W_U, before any final LayerNorm)
-    is centred over the vocabulary and passed through ReLU (the logits it
-    *raises*); the score is the raised logit of the token the head attends
-    to most, divided by the sum of the raised logits of every distinct token
-    it can attend to (positions ≤ the query), averaged over the query
-    positions where copying can help — those whose token occurred earlier
-    (the second copy of the repeated probe, as Bansal et al. measure on
-    repeated random tokens) — and examples. 1: the head raises only the
-    token it attends to. On :func:`default_probe` by default."""
-    tokens = default_probe(model) if tokens is None else tokens
+    """The token copying score of Bansal et al. 2023 ("Rethinking the role
+    of scale for in-context learning", §3; after Olsson et al. 2022's
+    copying criterion), in [0, 1], as their public code computes it
+    (``form="reference"``, on :func:`copying_probe`):
+
+    every layer's attention runs on the token and position embeddings
+    (through its own LayerNorm); at each position j ≥ 1 the head's output
+    for the value at j, v_j · W_O + b_O, goes straight to the unembedding
+    (no final LayerNorm, no b_U) and through a softmax over the vocabulary;
+    the probabilities of the attendable tokens (positions ≤ j) are centred
+    on their mean and passed through ReLU (the "raised" ones); the score is
+    the raised value of the token at the most-attended position over the
+    sum over all attendable tokens (0 when none is raised), averaged over
+    positions and sequences. 1: the head's output raises exactly the token
+    it attends to most.
+
+    Their code sends the value *at j* through W_O, not the head's
+    attention-weighted output, so the score asks whether the head's output
+    for the token at j raises the token it attends to most: a head that
+    attends to its own position and copies scores 1, a previous-token head
+    that copies what it attends to scores about 0. ``form="attended"``
+    follows the paper's wording instead: the same computation with the
+    head's output at j, z_j · W_O + b_O (z_j = Σ_k A_jk v_k). Both read the
+    direct path from the embeddings, where a head that needs an earlier
+    layer (an induction head) cannot attend as it does in the model.
+
+    ``form="residual"`` is ours and differs further: each layer reads its
+    real input, the head's output z · W_O gives the logits, which are
+    centred over the whole vocabulary before ReLU (no softmax, no b_O), and
+    only queries whose token occurred before count (on
+    :func:`default_probe`, repeated random tokens). It reads what the head
+    does inside the trained circuit. ``memo`` is used by this form only.
+    """
+    if form == "residual":
+        probe = default_probe(model, vocab_range=vocab_range) if tokens is None else tokens
+        return _residual_copying(model, probe, memo)
+    if form not in ("reference", "attended"):
+        raise InputError(f"form must be 'reference', 'attended' or 'residual', got {form!r}")
+    tokens = copying_probe(model, vocab_range=vocab_range) if tokens is None else tokens
+    _check_tokens(model, tokens)
+    n_layers, n_heads, _, _ = model_dims(model)
+    b, seq = tokens.shape
+    if seq < 2:
+        raise InputError("the copying score needs sequences of at least 2 tokens")
+    W_U = model.W_U.detach()
+    vocab_out = W_U.shape[-1]
+    # float64 on small vocabularies; float32 for the [rows, vocab] logits of large ones
+    dtype = torch.float64 if vocab_out <= 8192 else torch.float32
+    W_U = W_U.to(dtype)
+    W_O = model.W_O.detach().to(dtype)  # [l, h, d_head, d_model]
+    b_O = getattr(model, "b_O", None)
+    src = tokens.to(W_U.device).clamp(max=vocab_out - 1)
+    causal = torch.ones(seq, seq, dtype=torch.bool, device=W_U.device).tril()
+    out = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    for layer, pattern, v in _embedding_path_layers(model, tokens):
+        # logits = values · (W_O W_U) + b_O · W_U: through d_head, not d_model
+        W_OU = W_O[layer] @ W_U  # [h, d_head, vocab]
+        bias = 0.0 if b_O is None else b_O.detach().to(dtype)[layer] @ W_U  # [vocab]
+        for head in range(n_heads):
+            values = v[:, :, head]  # [b, pos, d_head]
+            if form == "attended":
+                values = pattern[:, head] @ values  # z: the head's output at each query
+            logits = values.to(dtype) @ W_OU[head] + bias  # [b, q, vocab]
+            lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+            # probability of each attendable source token at each position: [b, q, k]
+            picked = torch.gather(logits, 2, src[:, None, :].expand(b, seq, seq))
+            at_src = (picked - lse).double().exp()
+            mask = causal[None].expand(b, seq, seq)
+            mean = (at_src * mask).sum(-1) / mask.sum(-1)
+            raised = ((at_src - mean[..., None]).clamp_min(0)) * mask
+            top = pattern[:, head].argmax(-1)  # [b, q]
+            num = torch.gather(raised, 2, top[..., None])[..., 0]
+            total = raised.sum(-1)
+            ratio = torch.where(total > 0, num / total.clamp_min(1e-300), 0.0)
+            out[layer, head] = ratio[:, 1:].mean()
+    return out.float()
+
+
+def _residual_copying(
+    model: nn.Module, tokens: Tensor, memo: dict[Any, Any] | None
+) -> Float[Tensor, "layer head"]:
+    """:func:`logit_copying_scores` with ``form="residual"``."""
     n_layers, n_heads, _, _ = model_dims(model)
     b, seq = tokens.shape
     queries = induction_targets(tokens).any(-1)  # [b, q]: the token occurred before

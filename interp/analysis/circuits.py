@@ -79,7 +79,8 @@ def processed(model: nn.Module, memo: dict[Any, Any] | None = None) -> nn.Module
 def copying_scores(
     model: nn.Module, *, fold_ln: bool = True, memo: dict[Any, Any] | None = None
 ) -> Float[Tensor, "layer head"]:
-    """Σλ / Σ|λ| over the eigenvalues of each head's full OV circuit.
+    """Σλ / Σ|λ| over the eigenvalues of each head's full OV circuit
+    (Elhage et al. 2021, "Copying / Primarily Positive Eigenvalues").
 
     The V×V circuit (W_E W_V)(W_O W_U) has the same non-zero eigenvalues as the
     d_head×d_head matrix (W_O W_U)(W_E W_V), which is what we diagonalise.
@@ -113,7 +114,9 @@ def composition_scores(
     model: nn.Module, *, fold_ln: bool = True, memo: dict[Any, Any] | None = None
 ) -> dict[str, Float[Tensor, "layer1 head1 layer2 head2"]]:
     """Q-, K- and V-composition scores from each head (layer1, head1) into each
-    head of a later layer (layer2 > layer1); entries with layer2 ≤ layer1 are 0.
+    head of a later layer (layer2 > layer1); entries with layer2 ≤ layer1 are 0
+    (Elhage et al. 2021, "Virtual attention heads"; the same pairing of W_OV
+    with W_QK, W_QKᵀ and W_OV as TransformerLens's ``all_composition_scores``).
     ``fold_ln``: read the processed weights (module docstring).
 
     Returns ``{"q_composition": …, "k_composition": …, "v_composition": …}``.

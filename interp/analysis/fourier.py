@@ -98,7 +98,9 @@ def embedding_frequency_norms(W_E: Float[Tensor, "p d"]) -> Float[Tensor, " n_fr
 
 
 def gini(x: Float[Tensor, " n"]) -> float:
-    """Gini coefficient of non-negative values: 0 = all equal, → 1 = one value holds all."""
+    """Gini coefficient of non-negative values: 0 = all equal, → 1 = one value
+    holds all (the sorted-values formula; Nanda et al. §5.1 apply it to the
+    Fourier norms of W_E and W_L)."""
     x = x.detach().to(torch.float64).flatten()
     if x.numel() == 0:
         raise InputError("gini of an empty tensor")
@@ -122,7 +124,9 @@ def pick_key_frequencies(
     Sort the per-frequency scores in decreasing order and cut where
     ``s_i / s_{i+1}`` is largest among the first ``max_keys`` positions
     (default: half the frequencies). An embedding that holds only frequencies
-    {k1, k2} gives exactly [k1, k2] (the drop to zero is infinite).
+    {k1, k2} gives exactly [k1, k2] (the drop to zero is infinite). The rule
+    is ours: Nanda et al. name each run's key frequencies from its Fourier
+    spectra.
     """
     scores = scores.detach().to(torch.float64)
     n = scores.numel()
@@ -211,7 +215,8 @@ def excluded_logits(
 
 def logit_frequency_shares(grid: Float[Tensor, "p p c"], op: str = "+") -> Float[Tensor, " n_freq"]:
     """Share of the logits' variance (over the grid, summed over outputs) along
-    each frequency's cos/sin(w_k(a∘b)) directions."""
+    each frequency's cos/sin(w_k(a∘b)) directions (after Nanda et al. §5.1's
+    directions for the restricted loss; the share itself is ours)."""
     p = grid.shape[0]
     centred = grid - grid.mean(dim=(0, 1), keepdim=True)
     coef = torch.einsum("abc,ktab->ktc", centred, _sum_directions(p, op))
@@ -261,7 +266,8 @@ def restricted_loss(
 
 
 def excluded_loss(model: nn.Module, data: ModularData, key_freqs: list[int]) -> float:
-    """Cross-entropy on the *training* pairs with the key frequencies removed."""
+    """Cross-entropy on the *training* pairs with the key frequencies removed
+    (Nanda et al. §5.1, "excluded loss"; the training set, as in their code)."""
     grid = logit_grid(model, data.p)
     return _grid_loss(
         excluded_logits(grid, key_freqs, data.op), data.pairs_train.cpu(), data.p, data.op

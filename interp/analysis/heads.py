@@ -181,7 +181,8 @@ def prev_token_scores(
     normalize: Normalize = "targets",
     memo: dict[Any, Any] | None = None,
 ) -> Float[Tensor, "layer head"]:
-    """Mean attention from each position to the one before it (``normalize``:
+    """Mean attention from each position to the one before it (previous-token
+    heads, Olsson et al. 2022 §3; ``normalize``:
     :func:`pattern_score`; TransformerLens's previous-token detector with
     ``"tl"``)."""
     tokens = default_probe(model) if tokens is None else tokens
@@ -197,7 +198,8 @@ def duplicate_token_scores(
     normalize: Normalize = "targets",
     memo: dict[Any, Any] | None = None,
 ) -> Float[Tensor, "layer head"]:
-    """Attention from a repeated token to its earlier occurrences (``"tl"``:
+    """Attention from a repeated token to its earlier occurrences (duplicate
+    token heads, Wang et al. 2022 §3; ``"tl"``:
     TransformerLens's duplicate-token detector's averaging)."""
     tokens = default_probe(model) if tokens is None else tokens
     return pattern_score(

@@ -78,7 +78,9 @@ def verbatim_fraction(
 ) -> dict[str, float]:
     """Greedy continuation of ``continuation`` tokens from the first ``prefix``
     tokens of each sequence: ``exact`` = share of sequences reproduced
-    exactly, ``token_match`` = share of continuation tokens matched."""
+    exactly (Carlini et al. 2021's extraction test as a share;
+    :func:`extractable` per sequence), ``token_match`` = share of continuation
+    tokens matched (ours)."""
     hits = greedy_matches(model, sequences, prefix, continuation, batch)
     n = sequences.shape[0]
     return {
@@ -199,20 +201,22 @@ def fit_power_law(
         return PowerLaw(a=math.exp(intercept), alpha=-slope)
     if x.unique().numel() < 3:
         raise InputError("a fit with an irreducible term needs at least three distinct sizes")
-    best: tuple[float, PowerLaw] | None = None
-    floor = float(losses_t.min())
-    for e in torch.linspace(0.0, floor, 2001)[:-1].tolist():
-        intercept, slope, _ = _line(x, torch.log(losses_t - e))
-        if slope >= 0:
-            continue
-        law = PowerLaw(a=math.exp(intercept), alpha=-slope, irreducible=e)
-        pred = torch.tensor([law.loss(math.exp(v)) for v in x.tolist()], dtype=torch.float64)
-        sse = float(((torch.log(losses_t) - torch.log(pred)) ** 2).sum())
-        if best is None or sse < best[0]:
-            best = (sse, law)
-    if best is None:
+    # every E of the grid at once: the line through (log N, log(L − E)), its
+    # squared error in log L
+    e = torch.linspace(0.0, float(losses_t.min()), 2001, dtype=torch.float64)[:-1, None]
+    y = torch.log(losses_t[None, :] - e)  # [grid, k]
+    xc = x - x.mean()
+    slope = (xc * (y - y.mean(-1, keepdim=True))).sum(-1) / (xc**2).sum()
+    intercept = y.mean(-1) - slope * x.mean()
+    pred = e + torch.exp(intercept[:, None] + slope[:, None] * x[None, :])
+    sse = ((torch.log(losses_t)[None, :] - torch.log(pred)) ** 2).sum(-1)
+    sse = torch.where(slope < 0, sse, torch.full_like(sse, math.inf))
+    i = int(torch.argmin(sse))
+    if not math.isfinite(float(sse[i])):
         raise InputError("loss does not fall with size for any irreducible term; no fit")
-    return best[1]
+    return PowerLaw(
+        a=math.exp(float(intercept[i])), alpha=-float(slope[i]), irreducible=float(e[i, 0])
+    )
 
 
 def effective_size(law: PowerLaw, loss: float) -> float:
@@ -223,6 +227,15 @@ def effective_size(law: PowerLaw, loss: float) -> float:
     if loss <= law.irreducible:
         return math.inf
     return ((loss - law.irreducible) / law.a) ** (-1.0 / law.alpha)
+
+
+def _quantiles(values: list[float], lo: float, hi: float) -> list[float]:
+    """Quantiles without interpolation, so that bootstrap fits under which a
+    loss lies at or below the irreducible term (an infinite effective size)
+    give an upper bound of inf rather than NaN."""
+    import numpy as np
+
+    return np.quantile(np.asarray(values, dtype=float), [lo, hi], method="inverted_cdf").tolist()
 
 
 def effective_size_intervals(
@@ -247,7 +260,9 @@ def effective_size_intervals(
     actual parameters, at the seeds' mean loss), ``ratio_lo``, ``ratio_hi``,
     and for each seed ``ratio_seed<k>`` with ``ratio_seed<k>_lo`` /
     ``_hi`` (that seed's loss, the law's bootstrap only). The f = 0 rows
-    show how far the fit maps the baselines themselves from 1.
+    show how far the fit maps the baselines themselves from 1. An upper
+    bound of ``inf``: some bootstrap laws put the loss at or below their
+    irreducible term, so the data bound the size from below only.
     """
     import numpy as np
     import pandas as pd
@@ -281,13 +296,11 @@ def effective_size_intervals(
                                "seeds": len(losses)}  # fmt: skip
         row["ratio"] = effective_size(law, float(losses.mean())) / n
         boot = [effective_size(b, float(rng.choice(losses, losses.size).mean())) / n for b in laws]
-        row["ratio_lo"], row["ratio_hi"] = np.quantile(boot, [lo_q, hi_q]).tolist()
+        row["ratio_lo"], row["ratio_hi"] = _quantiles(boot, lo_q, hi_q)
         for sd, loss in zip(g["seed"], losses, strict=True):
             one = [effective_size(b, float(loss)) / n for b in laws]
             row[f"ratio_seed{sd}"] = effective_size(law, float(loss)) / n
-            row[f"ratio_seed{sd}_lo"], row[f"ratio_seed{sd}_hi"] = np.quantile(
-                one, [lo_q, hi_q]
-            ).tolist()
+            row[f"ratio_seed{sd}_lo"], row[f"ratio_seed{sd}_hi"] = _quantiles(one, lo_q, hi_q)
         rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs["law"] = law

@@ -19,6 +19,7 @@ from interp.analysis.heads import (
     default_probe,
     duplicate_token_scores,
     induction_scores,
+    model_dims,
     prefix_matching_scores,
     prev_token_scores,
 )
@@ -97,11 +98,15 @@ def _takes(fn: Analyzer, name: str) -> bool:
 
 
 def _on_pool(fn: Analyzer, pool: TokenPool) -> Analyzer:
-    four = analyzer_name(fn) == "prefix_matching_scores"
+    name = analyzer_name(fn)
 
     def analyzer(model: Any, *, memo: dict[Any, Any] | None = None) -> Any:
-        if four:
+        if name == "prefix_matching_scores":
             return fn(model, pool_probe(model, pool, n=10, repeats=4), memo=memo)
+        if name == "logit_copying_scores":  # distinct tokens, not repeated (copying_probe)
+            room = model_dims(model)[3] - (pool.bos is not None)
+            length = min(64, room, len(pool.ids))
+            return fn(model, pool_probe(model, pool, n=4, length=length, repeats=1), memo=memo)
         return fn(model, pool_probe(model, pool), memo=memo)
 
     analyzer.__name__ = analyzer_name(fn)

@@ -106,7 +106,9 @@ def synflow_scores(
     scope: Literal["global", "layer"] = "global",
     include: Sequence[str] | None = None,
 ) -> tuple[Scores, Mask]:
-    """SynFlow scores after ``iterations`` rounds of pruning towards ``rate``.
+    """SynFlow scores (Tanaka et al. 2020, Algorithm 1: the path norm
+    |θ ⊙ ∂R/∂θ| of R = 1ᵀ f(1; |θ|)) after ``iterations`` rounds of pruning
+    towards ``rate`` (exponential schedule).
 
     ``forward_ones(model)`` runs the model on SynFlow's input (all ones, or a
     batch of data) and returns the output. Returns the last round's scores
