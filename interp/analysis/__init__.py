@@ -32,6 +32,8 @@ _WHERE = {
                 "run_key_frequencies", "sum_squared_weights"),
     "heads": ("attention_patterns", "default_probe", "duplicate_token_scores",
               "induction_scores", "prefix_matching_scores", "prev_token_scores"),
+    "learning_coefficient": ("LLCDiverged", "default_n_beta", "llc"),
+    "llc_known": ("deep_linear", "linear_regression", "reduced_rank_lambda"),
     "named": ("ANALYZERS", "HEAD_ANALYZERS", "head_analyzers", "named_analyzer"),
 }  # fmt: skip
 _MODULE = {name: module for module, names in _WHERE.items() for name in names}

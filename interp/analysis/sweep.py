@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ["step", "layer", "head", "source_layer", "source_head", "item", "metric", "value"]
 Analyzer = Callable[..., Any]
-CacheMode = bool | Literal["refresh"]
+CacheMode = bool | Literal["refresh", "only"]
 
 
 def analyzer_name(fn: Analyzer) -> str:
@@ -207,7 +207,9 @@ def sweep(
     where they do not apply). Each checkpoint is loaded at most once, and not
     at all when every analyzer's result is cached, and dropped before the
     next is loaded. ``cache=False`` neither reads nor writes the cache;
-    ``cache="refresh"`` recomputes and rewrites it. ``device="auto"`` uses a
+    ``cache="refresh"`` recomputes and rewrites it; ``cache="only"`` returns
+    what the cache holds and computes nothing (a report showing an expensive
+    analyzer's results where a sweep left them). ``device="auto"`` uses a
     GPU when there is one; ``progress`` shows checkpoint i of n (default: when
     there is more than one).
     """
@@ -217,8 +219,8 @@ def sweep(
 
     if not analyzers:
         raise InputError("sweep needs at least one analyzer")
-    if cache not in (True, False, "refresh"):
-        raise InputError(f"cache must be True, False or 'refresh', got {cache!r}")
+    if cache not in (True, False, "refresh", "only"):
+        raise InputError(f"cache must be True, False, 'refresh' or 'only', got {cache!r}")
     many = isinstance(source, (list, tuple)) and source and not _is_pair(source[0])
     if many:
         frames, seen = [], set()
@@ -288,11 +290,13 @@ def _step_rows(
     sha = src.sha(step) if any(k is not None for k in keys) else None
     for fn, name, key in zip(analyzers, names, keys, strict=True):
         paths = [_cache_path(r, name, step, key, sha) for r in roots] if key and sha else []
-        if paths and cache is True:
+        if paths and cache in (True, "only"):
             cached = next((c for p in paths if (c := _read_cached(p)) is not None), None)
             if cached is not None:
                 rows.extend(cached)
                 continue
+        if cache == "only":
+            continue
         if model is None:
             model = src.load(step, device=device)
         kwargs: dict[str, Any] = {}

@@ -162,6 +162,10 @@ class Experiment:
         range); the names are :data:`interp.analysis.ANALYZERS`'s."""
         from interp.analysis import named_analyzer
 
+        if name == "llc":
+            from interp.experiments.llc_runs import RunLLC
+
+            return RunLLC()
         return named_analyzer(name)
 
     def probe(self, run: Run) -> Tensor | None:

@@ -82,18 +82,24 @@ def progress_figure(
 ) -> go.Figure:
     """Nanda et al. Fig. 7-style progress measures over checkpoints: losses
     (train, test, restricted, excluded), key-frequency logit share and embedding
-    Gini, and the sum of squared weights."""
+    Gini, the sum of squared weights, and the local learning coefficient when
+    ``sweep_df`` holds ``llc_mean`` rows."""
     piv = sweep_df[sweep_df["layer"].isna()].pivot_table(
         index="step", columns="metric", values="value"
     )
     piv = piv[piv.index > 0]
+    with_llc = "llc_mean" in piv
+    rows = 4 if with_llc else 3
     fig = make_subplots(
-        rows=3,
+        rows=rows,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.06,
-        subplot_titles=("losses", "Fourier sparsity", "sum of squared weights"),
-    )
+        subplot_titles=(
+            "losses", "Fourier sparsity", "sum of squared weights",
+            *(["local learning coefficient (± s.e. over chains)"] if with_llc else []),
+        ),
+    )  # fmt: skip
     loss_series = [
         ("train_loss", "train", "#1f77b4", "solid"),
         ("test_loss", "test", "#d62728", "solid"),
@@ -139,13 +145,27 @@ def progress_figure(
             row=3,
             col=1,
         )
+    if with_llc:
+        se = piv["llc_se"] if "llc_se" in piv else None
+        fig.add_trace(
+            go.Scatter(
+                x=piv.index,
+                y=piv["llc_mean"],
+                name="LLC λ̂",
+                mode="lines+markers",
+                line={"color": "#000000"},
+                error_y=None if se is None else {"type": "data", "array": se, "visible": True},
+            ),
+            row=4,
+            col=1,
+        )
     fig.update_xaxes(type="log")
-    fig.update_xaxes(title_text="step", row=3, col=1)
+    fig.update_xaxes(title_text="step", row=rows, col=1)
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=2, col=1)
     if marks:
-        _mark_steps(fig, marks, rows=3)
-    fig.update_layout(title=title or "progress measures", height=820)
+        _mark_steps(fig, marks, rows=rows)
+    fig.update_layout(title=title or "progress measures", height=820 + 250 * with_llc)
     return fig
 
 
