@@ -330,9 +330,10 @@ def sweep(
     Analyzers: composition_scores, copy_gain, copying_scores,
     duplicate_token_scores, fourier_progress, head_ablation_losses,
     induction_scores, logit_copying_scores, prefix_matching_scores,
-    prev_token_scores, signed_logit_copying; for models
-    with a tokenizer also prefix_matching_text, text_copy and (context >= 512)
-    olsson_icl_score."""
+    prev_token_scores, signed_logit_copying, composition_vs_init; for our
+    runs also llc (the local learning coefficient on the run's training data;
+    docs/llc.md); for models with a tokenizer also prefix_matching_text,
+    text_copy and (context >= 512) olsson_icl_score."""
     from interp.experiments.sweeping import sweep_run
     from interp.training.files import atomic_write_text
 

@@ -161,3 +161,30 @@ def test_a_runs_llc_is_a_cached_sweep_analyzer_keyed_by_its_settings(tiny_run, t
     out = CliRunner().invoke(app, ["report", str(run_dir)])
     assert out.exit_code == 0, out.output
     assert "local learning coefficient" in (run_dir / "report.html").read_text()
+
+
+def test_a_language_model_runs_llc_reads_its_training_sequences(tmp_path):
+    """On an induction run the examples are training sequences (a fixed
+    seeded sample) with their mean next-token loss; the induction report draws
+    the LLC beside the copy gain where a sweep left it."""
+    from interp import open_run
+    from interp.analysis import sweep
+    from interp.experiments import induction
+    from interp.experiments.llc_runs import RunLLC, llc_data
+
+    run_dir = tmp_path / "ind"
+    induction.run(induction.preset("tiny"), str(run_dir), device="cpu", quiet=True)
+    run = open_run(run_dir)
+    x, y, loss_fn = llc_data(run, examples=40)
+    x2, _, _ = llc_data(run, examples=40)
+    assert x.shape[0] == 40 and torch.equal(x, x2) and torch.equal(x, y)
+    model = run.load(run.last_step)
+    per_example = loss_fn(model, x[:5], y[:5])
+    assert per_example.shape == (5,) and bool((per_example > 0).all())
+    sweep(run, [RunLLC(draws=10, chains=2, batch_size=16, examples=40)], [run.last_step],
+          progress=False)  # fmt: skip
+    # the report reads the default settings' cache: fill it for one checkpoint
+    sweep(run, [RunLLC(draws=100, chains=4, batch_size=64, examples=1024)], [run.last_step],
+          progress=False)  # fmt: skip
+    induction.EXPERIMENT.write_report(run)
+    assert "local learning coefficient, copy gain" in (run_dir / "report.html").read_text()

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from interp.analysis.learning_coefficient import default_n_beta, llc
+from interp.analysis.learning_coefficient import LLCDiverged, default_n_beta, llc
 from interp.analysis.llc_known import (
     deep_linear,
     linear_regression,
@@ -46,20 +46,25 @@ def main() -> None:
     for name, (make, truth) in MODELS.items():
         for lr, draws, beta_factor in SETTINGS:
             start = time.perf_counter()
-            values = []
+            values, diverged = [], 0
             for seed in range(3):
                 model, x, y = make(seed)
-                res = llc(
-                    model, (x, y), loss_fn=per_example_sq_error, lr=lr, draws=draws,
-                    chains=4, batch_size=64, seed=seed,
+                try:
+                    res = llc(
+                        model, (x, y), loss_fn=per_example_sq_error, lr=lr, draws=draws,
+                        chains=4, batch_size=64, seed=seed,
                     n_beta=beta_factor * default_n_beta(x.shape[0]),
-                )  # fmt: skip
+                    )  # fmt: skip
+                except LLCDiverged:
+                    diverged += 1
+                    continue
                 values.append(res["llc_mean"])
-            mean = sum(values) / len(values)
+            mean = sum(values) / len(values) if values else float("nan")
             row = {
                 "model": name, "true": truth, "lr": lr, "draws": draws,
                 "n_beta_factor": beta_factor, "estimates": [round(v, 2) for v in values],
                 "mean": round(mean, 2), "rel_error": round(mean / truth - 1, 3),
+                "diverged": diverged,
                 "passes_per_estimate": 4 * draws,
                 "seconds": round((time.perf_counter() - start) / 3, 2),
             }  # fmt: skip

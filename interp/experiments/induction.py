@@ -156,6 +156,18 @@ def induction_page(run: Run, probe: torch.Tensor) -> Page:
             f"composition at step {run.last_step} over its random-init level (1 = chance)",
         ),
     ]
+    # the LLC where `interp sweep RUN --analyzer llc` computed it (nothing computed here)
+    from interp.experiments.llc_runs import RunLLC
+
+    llc_df = sweep(run, [RunLLC()], cache="only", progress=False)
+    if len(llc_df):
+        import pandas as pd
+
+        from interp.viz.figures import llc_figure
+
+        both = pd.concat([llc_df, df], ignore_index=True)
+        title = "local learning coefficient, copy gain and induction score"
+        figures.insert(1, llc_figure(both, ("copy_gain", "induction_scores"), marks, title))
     pats = attention_patterns(final, probe[None])[0]
     labels = [str(int(t)) for t in probe]
     views = [

@@ -257,6 +257,60 @@ def phase_change_figure(
     return fig
 
 
+def llc_figure(
+    sweep_df: pd.DataFrame,
+    others: Sequence[str] = ("copy_gain",),
+    marks: Mapping[str, int | None] | None = None,
+    title: str = "",
+) -> go.Figure:
+    """The local learning coefficient over checkpoints (± s.e. over chains,
+    left axis) with scalar measures ``others`` (right axis), e.g. the copy
+    gain and the best head's induction score of an induction run."""
+    flat = sweep_df[sweep_df["layer"].isna()]
+    piv = flat.pivot_table(index="step", columns="metric", values="value")
+    if "llc_mean" not in piv:
+        raise InputError("the sweep holds no llc_mean rows")
+    piv = piv[piv.index > 0]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    se = piv["llc_se"] if "llc_se" in piv else None
+    fig.add_trace(
+        go.Scatter(
+            x=piv.index, y=piv["llc_mean"], name="LLC λ̂", mode="lines+markers",
+            line={"color": "#000000"},
+            error_y=None if se is None else {"type": "data", "array": se, "visible": True},
+        ),
+        secondary_y=False,
+    )  # fmt: skip
+    palette = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+    for i, name in enumerate(others):
+        if name in piv:
+            fig.add_trace(
+                go.Scatter(
+                    x=piv.index, y=piv[name], name=name, mode="lines",
+                    line={"color": palette[i % len(palette)]},
+                ),
+                secondary_y=True,
+            )  # fmt: skip
+        else:
+            heads = sweep_df[(sweep_df["metric"] == name) & sweep_df["layer"].notna()]
+            if len(heads):
+                best = heads.groupby("step")["value"].max()
+                best = best[best.index > 0]
+                fig.add_trace(
+                    go.Scatter(
+                        x=best.index, y=best.values, name=f"max {name}", mode="lines",
+                        line={"color": palette[i % len(palette)], "dash": "dot"},
+                    ),
+                    secondary_y=True,
+                )  # fmt: skip
+    fig.update_xaxes(type="log", title_text="step")
+    fig.update_yaxes(title_text="LLC", secondary_y=False)
+    if marks:
+        _mark_steps(fig, marks, rows=1)
+    fig.update_layout(title=title or "local learning coefficient", height=420)
+    return fig
+
+
 def composition_figure(scores: Mapping[str, Any], title: str = "") -> go.Figure:
     """Q/K/V composition matrices: earlier heads (rows) into later heads
     (columns); scores or their ratios over the random-init baseline."""
