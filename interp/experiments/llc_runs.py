@@ -39,7 +39,11 @@ def llc_data(run: Any, examples: int = 1024) -> tuple[Tensor, Tensor, Any]:
     pair of a classification run; ``examples`` training sequences of a
     language-model run (a fixed seeded sample for generated data, the first
     ones otherwise), whose per-example loss is its mean next-token loss."""
-    task = experiment(run.experiment).make_task(run.config)
+    return task_llc_data(experiment(run.experiment).make_task(run.config), examples)
+
+
+def task_llc_data(task: Any, examples: int = 1024) -> tuple[Tensor, Tensor, Any]:
+    """:func:`llc_data` of a task (what an experiment's ``make_task`` builds)."""
     if isinstance(task, ClassificationTask):
 
         def classification_nll(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -109,4 +113,4 @@ def run_llc(model: nn.Module, run: Any, **settings: Any) -> dict[str, float]:
     return RunLLC(**settings)(model, run)
 
 
-__all__ = ["LLC_DEFAULTS", "RunLLC", "llc_data", "run_llc"]
+__all__ = ["LLC_DEFAULTS", "RunLLC", "llc_data", "run_llc", "task_llc_data"]
