@@ -38,4 +38,5 @@ def test_notebooks_exist():
         "03_lottery_tickets.ipynb",
         "04_repeated_data.ipynb",
         "05_bring_your_own_model.ipynb",
+        "06_llc.ipynb",
     } <= names

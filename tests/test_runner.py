@@ -247,3 +247,21 @@ def test_study_presets_and_specs_reject_bad_values(tmp_path):
                                  "--out", str(tmp_path / "o")])  # fmt: skip
     assert r.exit_code == 2 and "controls[0] must be one of" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_skip_that_settles_the_last_dependency_is_not_a_deadlock(tmp_path):
+    """A job skipped in the same pass as its dependant's other dependency
+    settles: the scheduler scans again instead of reporting a deadlock
+    (this ordering used to depend on which process finished last)."""
+    from interp.experiments.runner import Job, _Backend, schedule
+
+    class Nothing(_Backend):
+        def submit(self, *args):
+            raise AssertionError("nothing should run")
+
+    jobs = [
+        Job("first", "grokking", None, configure=lambda deps: None),
+        Job("second", "grokking", None, after=("first",)),
+        Job("third", "grokking", None, after=("second",)),
+    ]
+    assert schedule(jobs, tmp_path, Nothing()) == {"first": None, "second": None, "third": None}

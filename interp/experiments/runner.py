@@ -255,18 +255,23 @@ def schedule(
     waiting = list(jobs)
     running: dict[str, tuple[Job, Any]] = {}
     while waiting or running:
-        for job in [j for j in waiting if all(d in results for d in j.after)]:
-            waiting.remove(job)
-            deps = {d: results[d] for d in job.after}
-            if any(r is None for r in deps.values()):
-                results[job.key] = None
-                continue
-            cfg = job.config if job.configure is None else job.configure(deps)  # type: ignore[arg-type]
-            if cfg is None:
-                results[job.key] = None
-                continue
-            running[job.key] = (job, cfg)
-            backend.submit(job.key, job.experiment, cfg, str(out / job.key))
+        # start (or skip) every job whose dependencies are settled; a skip can
+        # settle another job's dependency, so scan again until nothing changes
+        ready = [j for j in waiting if all(d in results for d in j.after)]
+        while ready:
+            for job in ready:
+                waiting.remove(job)
+                deps = {d: results[d] for d in job.after}
+                if any(r is None for r in deps.values()):
+                    results[job.key] = None
+                    continue
+                cfg = job.config if job.configure is None else job.configure(deps)  # type: ignore[arg-type]
+                if cfg is None:
+                    results[job.key] = None
+                    continue
+                running[job.key] = (job, cfg)
+                backend.submit(job.key, job.experiment, cfg, str(out / job.key))
+            ready = [j for j in waiting if all(d in results for d in j.after)]
         if not running:
             if waiting:  # nothing can start: a dependency is missing or circular
                 raise RuntimeError(f"jobs {[j.key for j in waiting]} wait for jobs that never run")
