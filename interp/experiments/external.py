@@ -111,7 +111,7 @@ def external_page(source: Any, df: Any) -> Any:
     import plotly.graph_objects as go
 
     from interp.analysis import attention_patterns, composition_scores
-    from interp.viz.circuits import attention_view, circuitsvis_bundle
+    from interp.viz.circuits import circuitsvis_bundle, layer_attention_views
     from interp.viz.figures import composition_figure, head_score_heatmap
     from interp.viz.report import Page
 
@@ -168,15 +168,9 @@ def external_page(source: Any, df: Any) -> Any:
     probe = (pool_probe(model, pool) if pool is not None else default_probe(model))[0]
     pats = attention_patterns(model, probe[None])[0]
     labels = [str(int(t)) for t in probe]
-    views = [
-        attention_view(
-            pats[layer],
-            labels,
-            [f"L{layer}H{h}" for h in range(pats.shape[1])],
-            f"attention at step {last}, layer {layer} (probe: a segment repeated)",
-        )
-        for layer in range(pats.shape[0])
-    ]
+    views = layer_attention_views(
+        pats, labels, f"attention at step {last}, layer {{layer}} (probe: a segment repeated)"
+    )
     info = {
         "source": repr(source),
         "steps": f"{len(source.steps)} ({source.steps[0]} … {last})",

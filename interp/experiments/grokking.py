@@ -129,12 +129,11 @@ def grokking_page(run: Run, steps_for_spectrum: Sequence[int] | None = None) -> 
     marks = {"t_mem": summary["t_mem"], "t_gen": summary["t_gen"]}
     keys = run_key_frequencies(run)
     sweep_df = sweep(run, [fourier_progress])
-    # the LLC where `interp sweep RUN --analyzer llc` computed it (nothing computed here)
     import pandas as pd
 
-    from interp.experiments.llc_runs import RunLLC
+    from interp.experiments.llc_runs import cached_llc
 
-    llc_df = sweep(run, [RunLLC()], cache="only", progress=False)
+    llc_df = cached_llc(run)
     if len(llc_df):
         sweep_df = pd.concat([sweep_df, llc_df], ignore_index=True)
     steps = run.steps

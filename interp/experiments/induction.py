@@ -131,7 +131,7 @@ def induction_page(run: Run, probe: torch.Tensor) -> Page:
         composition_vs_init,
     )
     from interp.analysis.sweep import sweep
-    from interp.viz.circuits import attention_view, circuitsvis_bundle
+    from interp.viz.circuits import circuitsvis_bundle, layer_attention_views
     from interp.viz.figures import (
         composition_figure,
         head_score_heatmap,
@@ -156,10 +156,9 @@ def induction_page(run: Run, probe: torch.Tensor) -> Page:
             f"composition at step {run.last_step} over its random-init level (1 = chance)",
         ),
     ]
-    # the LLC where `interp sweep RUN --analyzer llc` computed it (nothing computed here)
-    from interp.experiments.llc_runs import RunLLC
+    from interp.experiments.llc_runs import cached_llc
 
-    llc_df = sweep(run, [RunLLC()], cache="only", progress=False)
+    llc_df = cached_llc(run)
     if len(llc_df):
         import pandas as pd
 
@@ -170,15 +169,9 @@ def induction_page(run: Run, probe: torch.Tensor) -> Page:
         figures.insert(1, llc_figure(both, ("copy_gain", "induction_scores"), marks, title))
     pats = attention_patterns(final, probe[None])[0]
     labels = [str(int(t)) for t in probe]
-    views = [
-        attention_view(
-            pats[layer],
-            labels,
-            [f"L{layer}H{h}" for h in range(pats.shape[1])],
-            f"attention at step {run.last_step}, layer {layer} (probe: two copies)",
-        )
-        for layer in range(pats.shape[0])
-    ]
+    views = layer_attention_views(
+        pats, labels, f"attention at step {run.last_step}, layer {{layer}} (probe: two copies)"
+    )
     cfg = run.config
     info = {
         "run": str(run.path),

@@ -107,10 +107,18 @@ class RunLLC:
         }
 
 
+def cached_llc(run: Any) -> Any:
+    """The LLC rows (default settings) that ``interp sweep RUN --analyzer llc``
+    left in the run's cache; nothing is computed (what reports draw)."""
+    from interp.analysis.sweep import sweep
+
+    return sweep(run, [RunLLC()], cache="only", progress=False)
+
+
 def run_llc(model: nn.Module, run: Any, **settings: Any) -> dict[str, float]:
     """The LLC of ``model`` (a checkpoint of ``run``) on the run's training
     data with its loss; ``settings`` override :data:`LLC_DEFAULTS`."""
     return RunLLC(**settings)(model, run)
 
 
-__all__ = ["LLC_DEFAULTS", "RunLLC", "llc_data", "run_llc", "task_llc_data"]
+__all__ = ["LLC_DEFAULTS", "RunLLC", "cached_llc", "llc_data", "run_llc", "task_llc_data"]

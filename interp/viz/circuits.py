@@ -93,6 +93,22 @@ def attention_view(
     )
 
 
+def layer_attention_views(
+    patterns: Float[Tensor, "layer head seq_q seq_k"], tokens: Sequence[str], title: str
+) -> list[str]:
+    """One :func:`attention_view` per layer, heads named ``L{layer}H{head}``;
+    ``title`` is formatted with ``layer``."""
+    return [
+        attention_view(
+            patterns[layer],
+            tokens,
+            [f"L{layer}H{h}" for h in range(patterns.shape[1])],
+            title.format(layer=layer),
+        )
+        for layer in range(patterns.shape[0])
+    ]
+
+
 def tokens_view(tokens: Sequence[str], values: Sequence[float], title: str = "") -> str:
     """A ``ColoredTokens`` view: the sequence as text, each token shaded by a value."""
     if len(tokens) != len(values):
