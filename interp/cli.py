@@ -318,7 +318,10 @@ def sweep(
     step: Annotated[
         list[int] | None, typer.Option(help="Checkpoint step (repeatable; default: all).")
     ] = None,
-    jobs: Annotated[int, typer.Option(help="Worker processes over checkpoints.")] = 1,
+    jobs: Annotated[
+        int, typer.Option(help="Parallel parts of the checkpoints, one thread each.")
+    ] = 1,
+    backend: Backend = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Recompute cached results.")] = False,
     device: Device = "auto",
     out: Annotated[
@@ -338,7 +341,9 @@ def sweep(
     from interp.training.files import atomic_write_text
 
     _check_output(out)
-    df = sweep_run(source, analyzer, step, jobs=jobs, refresh=refresh, device=device)
+    df = sweep_run(
+        source, analyzer, step, jobs=jobs, backend=backend, refresh=refresh, device=device
+    )
     if out is None:
         typer.echo(df.to_csv(index=False))
     else:

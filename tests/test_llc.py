@@ -4,6 +4,7 @@ refusals: diverged chains, stuck chains, bad settings and data."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -16,7 +17,7 @@ from interp.analysis.llc_known import (
     per_example_sq_error,
     reduced_rank_lambda,
 )
-from interp.config.core import InputError
+from interp.config.core import ConfigError, InputError
 
 #: the calibrated sampler of docs/llc.md for these known-answer models
 KNOWN = {"lr": 1e-4, "draws": 1000, "chains": 4, "batch_size": 64, "localization": 100.0}
@@ -188,3 +189,75 @@ def test_a_language_model_runs_llc_reads_its_training_sequences(tmp_path):
           progress=False)  # fmt: skip
     induction.EXPERIMENT.write_report(run)
     assert "local learning coefficient, copy gain" in (run_dir / "report.html").read_text()
+
+
+@pytest.mark.filterwarnings("ignore:llc. the chains")
+def test_a_tickets_chains_move_only_its_kept_weights(tiny_run, tmp_path):
+    """A run trained under a mask (a ticket) is sampled in the mask's
+    subspace: every chain's model keeps the pruned weights at exactly 0 (seen
+    from inside the loss), and the analyzer reports the kept count. The tiny
+    preset is a TransformerLens bridge, whose parameter names differ from the
+    mask's state-dict names."""
+    from interp import open_run
+    from interp.experiments import tickets
+    from interp.experiments.llc_runs import RunLLC, run_param_masks, task_llc_data
+    from interp.models import named_weights
+    from interp.pruning import load_mask
+
+    cfg = tickets.ticket_config(tiny_run, rate=0.6, overrides=["train.steps=20"])
+    tickets.run(cfg, str(tmp_path / "ticket"), device="cpu", quiet=True)
+    run = open_run(tmp_path / "ticket")
+    model = run.load(run.last_step)
+    mask = load_mask(tmp_path / "ticket" / tickets.MASK_FILE)
+    masks = run_param_masks(model, run)
+    raw = dict(model.named_parameters())
+    assert set(masks) == set(raw) and set(masks) != set(named_weights(model))
+    assert sum(m is not None for m in masks.values()) == len(mask)
+
+    x, y, loss_fn = task_llc_data(tickets.make_task(cfg))
+    pruned = {n: ~m for n, m in mask.items()}
+    seen = []
+
+    def spy(m, xb, yb):
+        w = named_weights(m)
+        seen.append(max(float(w[n][p].abs().max()) for n, p in pruned.items()))
+        return loss_fn(m, xb, yb)
+
+    res = llc(model, (x, y), loss_fn=spy, param_masks=masks, draws=10, chains=2,
+              batch_size=32)  # fmt: skip
+    assert len(seen) > 20 and max(seen) == 0.0 and math.isfinite(res["llc_mean"])
+    total = sum(p.numel() for p in raw.values())
+    kept = total - sum(int(p.sum()) for p in pruned.values())
+    out = RunLLC(draws=10, chains=2, batch_size=32)(model, run)
+    assert out["sampled_params"] == kept < total
+    assert open_run(tiny_run) and run_param_masks(model, open_run(tiny_run)) is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+def test_an_llc_sweep_runs_on_ray_and_matches_one_process(tiny_run, tmp_path, monkeypatch):
+    """``interp sweep RUN --analyzer llc --jobs 2 --backend ray`` splits the
+    checkpoints over Ray tasks (a local Ray started and stopped for the
+    sweep); every estimate equals the one computed in this process."""
+    import shutil
+
+    import ray
+
+    from interp import open_run
+    from interp.analysis import sweep
+    from interp.experiments.llc_runs import RunLLC
+    from interp.experiments.sweeping import sweep_run
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(tiny_run, a)
+    shutil.copytree(tiny_run, b)
+    steps = open_run(a).steps[-3:]
+    on_ray = sweep_run(a, ["llc"], steps, jobs=2, backend="ray")
+    assert not ray.is_initialized()
+    here = sweep(open_run(b), [RunLLC()], steps, progress=False)
+    key = ["step", "metric"]
+    on_ray, here = on_ray.sort_values(key), here.sort_values(key)
+    assert on_ray["step"].tolist() == here["step"].tolist()
+    assert on_ray["value"].tolist() == pytest.approx(here["value"].tolist(), rel=1e-9)
+    with pytest.raises(ConfigError, match="--backend must be one of"):
+        sweep_run(a, ["llc"], steps, jobs=2, backend="threads")

@@ -134,7 +134,7 @@ def _detach_activations(model: nn.Module) -> None:
         stack.extend(m for m in vars(module).get("_modules", {}).values() if m is not None)
 
 
-def _sampled_parameters(model: nn.Module, masks: dict[str, Tensor | None] | None) -> int:
+def sampled_parameters(model: nn.Module, masks: dict[str, Tensor | None] | None) -> int:
     """How many weights SGLD moves: every parameter, or the masks' kept ones."""
     params = dict(model.named_parameters())
     if masks is None:
@@ -250,7 +250,7 @@ def llc(
             raise
         finally:
             model.train(was_training)
-    n_params = _sampled_parameters(model, param_masks)
+    n_params = sampled_parameters(model, param_masks)
     _check_growth(trace, init_loss, n_beta, n_params, lr, localization)
     rise = trace - init_loss
     # flat: the chains' mean rise is below the loss's own step-to-step noise
@@ -312,4 +312,6 @@ def _check_growth(
 _RUNAWAY_NATS = 5.0
 
 
-__all__ = ["LLCDiverged", "cross_entropy_per_example", "default_n_beta", "llc"]
+__all__ = [
+    "LLCDiverged", "cross_entropy_per_example", "default_n_beta", "llc", "sampled_parameters",
+]  # fmt: skip

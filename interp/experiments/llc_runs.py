@@ -10,6 +10,7 @@ of the sweep's cache key with the code; so is the data seed.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch.nn.functional as F
@@ -70,8 +71,10 @@ class RunLLC:
     settings (``lr``, ``localization``, ``chains``, ``draws``,
     ``batch_size``, ``n_beta_factor`` × n/log n, ``examples``, ``seed``) as
     attributes. Returns ``llc_mean``, ``llc_std``, ``llc_se``, ``init_loss``,
-    ``flat`` (0/1) and ``final_rise`` (the chains' mean loss over their last
-    quarter minus L(w*)); a diverged chain raises."""
+    ``flat`` (0/1), ``final_rise`` (the chains' mean loss over their last
+    quarter minus L(w*)) and ``sampled_params``; a diverged chain raises. A
+    run trained under a pruning mask (a ticket) is sampled in its mask's
+    subspace (:func:`run_param_masks`)."""
 
     analyzer_name = "llc"
 
@@ -85,12 +88,13 @@ class RunLLC:
     def __call__(
         self, model: nn.Module, run: Any, *, memo: dict[Any, Any] | None = None
     ) -> dict[str, float]:
-        from interp.analysis.learning_coefficient import default_n_beta, llc
+        from interp.analysis.learning_coefficient import default_n_beta, llc, sampled_parameters
 
         s = self.settings
         inputs, targets, loss_fn = llc_data(run, s["examples"])
+        masks = run_param_masks(model, run)
         res = llc(
-            model, (inputs, targets), loss_fn=loss_fn, lr=s["lr"],
+            model, (inputs, targets), loss_fn=loss_fn, lr=s["lr"], param_masks=masks,
             localization=s["localization"], chains=s["chains"], draws=s["draws"],
             batch_size=min(s["batch_size"], inputs.shape[0]), seed=s["seed"],
             n_beta=s["n_beta_factor"] * default_n_beta(inputs.shape[0]),
@@ -104,7 +108,30 @@ class RunLLC:
             "init_loss": res["init_loss"],
             "flat": float(res["flat"]),
             "final_rise": float(trace[:, -q:].mean()) - res["init_loss"],
+            "sampled_params": float(sampled_parameters(model, masks)),
         }
+
+
+def run_param_masks(model: nn.Module, run: Any) -> dict[str, Tensor | None] | None:
+    """SGLD's parameter masks for a run trained under a fixed pruning mask (a
+    ticket or a pruned control, ``masks/ticket.safetensors``): the kept
+    weights of each masked matrix, every weight of the others, so the chains
+    move in the subspace the run was trained in. None (every weight) for a
+    run without a mask. Keys are ``model.named_parameters()`` names, which on
+    the TransformerLens bridge differ from the mask's state-dict names."""
+    from interp.models import named_weights
+    from interp.pruning.masks import MASK_FILE, load_mask
+
+    path = Path(run.path) / MASK_FILE
+    if not path.exists():
+        return None
+    mask = load_mask(path)
+    clean = named_weights(model)
+    unknown = set(mask) - set(clean)
+    if unknown:
+        raise InputError(f"llc: the run's mask names parameters the model lacks: {sorted(unknown)}")
+    raw = {id(p): name for name, p in model.named_parameters()}
+    return {raw[id(p)]: mask.get(name) for name, p in clean.items()}
 
 
 def cached_llc(run: Any) -> Any:
@@ -121,4 +148,7 @@ def run_llc(model: nn.Module, run: Any, **settings: Any) -> dict[str, float]:
     return RunLLC(**settings)(model, run)
 
 
-__all__ = ["LLC_DEFAULTS", "RunLLC", "cached_llc", "llc_data", "run_llc", "task_llc_data"]
+__all__ = [
+    "LLC_DEFAULTS", "RunLLC", "cached_llc", "llc_data", "run_llc", "run_param_masks",
+    "task_llc_data",
+]  # fmt: skip

@@ -128,6 +128,14 @@ def _other_config(store: Any, config: Any) -> str | None:
 
 
 # --------------------------------------------------------------- backends
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """A Ray task's body: one CPU, one torch thread, then ``fn(*args)``."""
+    import torch
+
+    torch.set_num_threads(1)
+    return fn(*args)
+
+
 def _exit_with_parent(parent: int, poll: float = 0.5) -> None:
     """Worker initializer: end the worker as soon as the process that started
     it is gone, so a killed launch does not leave workers holding cores. A run
@@ -142,12 +150,19 @@ def _exit_with_parent(parent: int, poll: float = 0.5) -> None:
 
 
 class _Backend:
-    """Submit runs, wait for the next one to finish."""
+    """Submit runs (or any picklable call), wait for the next one to finish."""
+
+    #: torch threads of a run (None: torch's default; parallel backends: 1)
+    threads: int | None = 1
 
     def submit(self, key: str, experiment: str, config: Any, run_dir: str) -> None:
+        self.call(key, execute, experiment, config, run_dir, self.threads)
+
+    def call(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` (a module-level function) as job ``key``."""
         raise NotImplementedError
 
-    def next_done(self) -> tuple[str, dict[str, Any]]:
+    def next_done(self) -> tuple[str, Any]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -157,14 +172,14 @@ class _Backend:
 class _Local(_Backend):
     def __init__(self, threads: int | None):
         self.threads = threads
-        self.queue: list[tuple[str, str, Any, str]] = []
+        self.queue: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
 
-    def submit(self, key: str, experiment: str, config: Any, run_dir: str) -> None:
-        self.queue.append((key, experiment, config, run_dir))
+    def call(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
+        self.queue.append((key, fn, args))
 
-    def next_done(self) -> tuple[str, dict[str, Any]]:
-        key, experiment, config, run_dir = self.queue.pop(0)
-        return key, execute(experiment, config, run_dir, self.threads)
+    def next_done(self) -> tuple[str, Any]:
+        key, fn, args = self.queue.pop(0)
+        return key, fn(*args)
 
 
 class _Processes(_Backend):
@@ -178,10 +193,10 @@ class _Processes(_Backend):
         self.pending: dict[Future, str] = {}
         self.done: list[Future] = []
 
-    def submit(self, key: str, experiment: str, config: Any, run_dir: str) -> None:
-        self.pending[self.pool.submit(execute, experiment, config, run_dir, 1)] = key
+    def call(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
+        self.pending[self.pool.submit(fn, *args)] = key
 
-    def next_done(self) -> tuple[str, dict[str, Any]]:
+    def next_done(self) -> tuple[str, Any]:
         if not self.done:
             finished, _ = wait(self.pending, return_when=FIRST_COMPLETED)
             self.done = sorted(finished, key=lambda f: self.pending[f])
@@ -207,13 +222,13 @@ class _Ray(_Backend):
             else:  # a local Ray for this launch, one CPU per parallel run
                 ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
                 self.started = True
-        self.task = ray.remote(num_cpus=1)(execute)
+        self.remote = ray.remote(num_cpus=1)(_call)
         self.pending: dict[Any, str] = {}
 
-    def submit(self, key: str, experiment: str, config: Any, run_dir: str) -> None:
-        self.pending[self.task.remote(experiment, config, run_dir, 1)] = key
+    def call(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
+        self.pending[self.remote.remote(fn, *args)] = key
 
-    def next_done(self) -> tuple[str, dict[str, Any]]:
+    def next_done(self) -> tuple[str, Any]:
         ready, _ = self.ray.wait(list(self.pending), num_returns=1)
         return self.pending.pop(ready[0]), self.ray.get(ready[0])
 

@@ -4,9 +4,7 @@ runs)."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,25 +57,36 @@ def sweep_run(
     steps: Sequence[int] | None = None,
     *,
     jobs: int = 1,
+    backend: str | None = None,
     refresh: bool = False,
     device: str = "auto",
 ) -> Any:
     """``sweep`` of a source with analyzers chosen by name (default: its own).
-    With ``jobs > 1`` the checkpoints are split over that many worker
-    processes of one torch thread each, which fill the cache; the table is
-    then read from it. ``refresh`` recomputes every result."""
+    With ``jobs > 1`` (or ``backend`` "processes" / "ray") the checkpoints are
+    split into ``jobs`` parts that the multi-run runner's backend computes in
+    parallel, one torch thread each, filling the cache; the table is then
+    read from it. ``refresh`` recomputes every result."""
+    from interp.experiments.runner import make_backend
+
     source = open_source(what, steps)
     fns = run_analyzers(source, names)
     wanted = list(steps) if steps else source.steps
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be a whole number >= 1, got {jobs!r}")
     cache: CacheMode = "refresh" if refresh else True
-    if jobs > 1 and len(wanted) > 1 and isinstance(what, (str, Path)):
+    parallel = (jobs > 1 or backend not in (None, "local")) and len(wanted) > 1
+    if parallel and not isinstance(what, (str, Path)):
+        raise ConfigError("a parallel sweep needs a run directory or hf: name, not an object")
+    if parallel:
         chunks = [wanted[i::jobs] for i in range(jobs) if wanted[i::jobs]]
-        spec = str(what)
-        with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
-            for fut in [pool.submit(_chunk, spec, names, c, cache) for c in chunks]:
-                fut.result()
+        runner = make_backend(backend or "processes", jobs, None)
+        try:
+            for i, chunk in enumerate(chunks):
+                runner.call(f"part{i}", _chunk, str(what), names, chunk, cache)
+            for _ in chunks:
+                runner.next_done()
+        finally:
+            runner.close()
         cache = True
     return sweep(source, fns, wanted, cache=cache, device=device)
 

@@ -44,6 +44,7 @@ from interp.experiments.common import format_fields
 from interp.experiments.grokking import Grokking, make_task
 from interp.models import HookedMLP, make_model, named_weights
 from interp.pruning.masks import (
+    MASK_FILE,
     Mask,
     load_mask,
     magnitude_mask,
@@ -61,7 +62,6 @@ from interp.training.trainer import TrainResult, train
 if TYPE_CHECKING:
     from interp.viz.report import Page
 
-MASK_FILE = "masks/ticket.safetensors"
 PAI = ("snip", "grasp", "synflow", "grasp_t1", "synflow_iterative")
 SYNFLOW_ITERATIONS = 100  # Tanaka et al. 2020 §5 (synflow_iterative)
 GRASP_TEMPERATURE = 200.0  # the Grokking-Tickets code's GraSP (after Wang et al.'s)

@@ -34,6 +34,10 @@ from interp.training.files import atomic_write_bytes, atomic_write_json, read_js
 Mask = dict[str, Tensor]
 
 
+#: where a run trained under a fixed mask (a ticket, a pruned control) keeps it
+MASK_FILE = "masks/ticket.safetensors"
+
+
 def prunable_weights(
     model: nn.Module, include: Sequence[str] | None = None
 ) -> dict[str, nn.Parameter]:
