@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import replace
 from html import escape
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -435,6 +436,30 @@ def test_tickets_experiment_tiny_end_to_end(tiny_suite):
     assert "seeds" not in r.output and "rates" not in r.output and "controls" not in r.output
     r = CliRunner().invoke(app, ["experiment", "tickets", "--preset", "nope", "--out", str(out)])
     assert r.exit_code == 2 and "unknown tickets preset 'nope'" in r.output
+
+
+@pytest.mark.filterwarnings("ignore:llc. the chains")
+def test_the_suite_report_draws_the_llc_of_ticket_and_dense(tiny_suite, tmp_path):
+    """Where ``interp sweep RUN --analyzer llc`` has estimated the LLC of a
+    ticket and its dense run, the suite's report draws both over steps."""
+    import shutil
+
+    from interp.experiments.sweeping import sweep_run
+
+    out = tmp_path / "suite"
+    shutil.copytree(tiny_suite[0], out)
+    result = json.loads((out / "results.json").read_text())
+    for row in result["rows"]:  # the copies' run directories
+        row["run_dir"] = str(out / Path(row["run_dir"]).relative_to(tiny_suite[0]))
+    html = ticket_suite.write_suite_report(out, result)
+    assert "Local learning coefficient" not in html.read_text()  # nothing estimated yet
+    ticket = open_run(out / "seed0" / "ticket-r0.6")
+    shared = sorted(set(ticket.steps) & set(open_run(out / "seed0" / "dense").steps))[-2:]
+    for run in ("ticket-r0.6", "dense"):
+        df = sweep_run(out / "seed0" / run, ["llc"], shared)
+        assert df[df["metric"] == "llc_mean"]["value"].notna().all()
+    html = ticket_suite.write_suite_report(out, result)
+    assert "Local learning coefficient: ticket vs dense" in html.read_text()
 
 
 def test_mask_step_curve_and_default_steps(tiny_suite, tmp_path):

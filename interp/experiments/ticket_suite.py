@@ -312,17 +312,32 @@ def run_suite(spec: SuiteSpec, out: str | Path, **kw: Any) -> dict[str, Any]:
 
 def write_suite_report(out: str | Path, result: Mapping[str, Any]) -> Path:
     """OUT/report.html: the pass counts on top, then curves per seed, speedup
-    bars and the rate sweep, then the verdict lists and every row."""
+    bars, the LLC of every run a sweep has estimated it for, and the rate
+    sweep, then the verdict lists and every row."""
     import html
 
+    from interp.experiments.llc_runs import cached_llc
     from interp.viz.report import Page, frame_html, write_page
-    from interp.viz.tickets import accuracy_curves, mask_step_figure, rate_sweep, speedup_bars
+    from interp.viz.tickets import (
+        accuracy_curves,
+        llc_curves,
+        mask_step_figure,
+        rate_sweep,
+        speedup_bars,
+    )
 
     table = pd.DataFrame(result["rows"])
     curves: dict[int, dict[str, pd.DataFrame]] = {}
+    llcs: dict[int, dict[str, pd.DataFrame]] = {}
     for row in result["rows"]:
-        curves.setdefault(row["seed"], {})[row["run"]] = open_run(row["run_dir"]).metrics()
+        run = open_run(row["run_dir"])
+        curves.setdefault(row["seed"], {})[row["run"]] = run.metrics()
+        llc = cached_llc(run)
+        if len(llc):
+            llcs.setdefault(row["seed"], {})[row["run"]] = llc
     figs = [accuracy_curves(curves), speedup_bars(table)]
+    if llcs:  # where `interp sweep RUN --analyzer llc` has left estimates
+        figs.append(llc_curves(llcs))
     if table["kind"].eq("ticket").sum() > 0:
         figs.append(rate_sweep(table))
     curve = pd.DataFrame(result.get("curve", []))

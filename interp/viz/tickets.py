@@ -198,6 +198,43 @@ def mask_step_figure(df: pd.DataFrame, t_mem: int | None, t_gen: int | None) -> 
     return fig
 
 
+def llc_curves(curves: Mapping[int, Mapping[str, pd.DataFrame]], title: str = "") -> go.Figure:
+    """The local learning coefficient (± s.e. over chains) vs step of every
+    run of each seed that has it (one panel per seed, log step axis): the
+    ticket, the dense run and the controls at the same steps.
+
+    ``curves[seed][run]`` is a run's sweep frame (rows ``llc_mean`` and
+    ``llc_se``, from ``interp sweep RUN --analyzer llc``)."""
+    seeds = sorted(s for s in curves if curves[s])
+    if not seeds:
+        raise InputError("no LLC rows to plot")
+    fig = make_subplots(rows=1, cols=len(seeds), subplot_titles=[f"seed {s}" for s in seeds])
+    palette = _palette(sorted({r for s in seeds for r in curves[s]}))
+    for col, seed in enumerate(seeds, start=1):
+        for run, df in sorted(curves[seed].items()):
+            piv = df[df["layer"].isna()].pivot_table(index="step", columns="metric", values="value")
+            if "llc_mean" not in piv:
+                continue
+            piv = piv[piv.index > 0]
+            se = piv["llc_se"] if "llc_se" in piv else None
+            fig.add_trace(
+                go.Scatter(
+                    x=piv.index, y=piv["llc_mean"], name=run, legendgroup=run,
+                    showlegend=col == 1, mode="lines+markers",
+                    line={"color": palette[run], "width": 3 if run == "dense" else 1.5},
+                    error_y=None if se is None else {"type": "data", "array": se},
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+        fig.update_xaxes(type="log", title_text="step", row=1, col=col)
+    fig.update_yaxes(title_text="LLC λ̂", row=1, col=1)
+    fig.update_layout(
+        title=title or "Local learning coefficient: ticket vs dense vs controls at the same steps",
+        height=380,
+    )
+    return fig
+
+
 def _palette(runs: list[str]) -> dict[str, str]:
     base = [
         "#000000",
