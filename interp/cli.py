@@ -699,6 +699,59 @@ def experiment_repeated_data(
     )
 
 
+@experiment_app.command("double-descent")
+@guarded
+def experiment_double_descent(
+    preset: Annotated[str, typer.Option(help=_study_preset_help("double-descent"))] = "cpu-quick",
+    out: Annotated[
+        Path | None, typer.Option(help="Output dir (default runs/double-descent-PRESET).")
+    ] = None,
+    seeds: Seeds = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override every run, e.g. train.steps=5000.")
+    ] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="mlp | cnn (repeat) instead of the preset's."),
+    ] = None,
+    widths: Annotated[
+        list[int] | None,
+        typer.Option("--width", help="Model-wise widths (repeat) for every --model."),
+    ] = None,
+    noises: Annotated[
+        list[float] | None, typer.Option("--noise", help="Label-noise fractions (repeat).")
+    ] = None,
+    jobs: Jobs = 1,
+    backend: Backend = None,
+    threads: Threads = None,
+    report_only: ReportOnly = False,
+) -> None:
+    """Model-wise (width × label noise × seeds), epoch-wise, sample-wise double
+    descent and Liu & Flanigan's optimizer factors on MNIST-1D or digits;
+    writes OUT/results.csv|json (the peaks and factor verdicts) and
+    OUT/report.html. Relaunching reuses finished runs."""
+    from interp.experiments.double_descent_grid import STUDY, grid_preset
+
+    base = STUDY.preset(preset)
+    chosen = tuple(models) if models else None
+    width_map = None
+    if widths:
+        width_map = {m: tuple(widths) for m in (chosen or base.models)}
+    spec = grid_preset(
+        preset, seeds, list(set_ or []), models=chosen, widths=width_map,
+        noises=tuple(noises) if noises else None,
+    )  # fmt: skip
+    _run_study(
+        "double-descent",
+        spec,
+        out or Path("runs") / f"double-descent-{preset}",
+        jobs,
+        backend,
+        threads,
+        report_only,
+    )
+
+
 # ----------------------------------------------------------------- tickets
 @tickets_app.command("find")
 @guarded

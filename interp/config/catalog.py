@@ -82,6 +82,14 @@ RUNS: dict[str, Entry] = {
             default="cpu-quick",
             aliases=("repeated_data",),
         ),
+        Entry(
+            "double-descent",
+            "double_descent",
+            "DoubleDescentConfig",
+            "PRESETS",
+            "a classifier of some width on MNIST-1D / digits with label noise (Nakkiran et al.)",
+            default="cpu-quick",
+        ),
     )
 }
 
@@ -120,6 +128,14 @@ STUDIES: dict[str, Entry] = {
             "sizes × repeated fraction × repeated epochs × seeds, with controls",
             default="cpu-quick",
         ),
+        Entry(
+            "double-descent",
+            "double_descent",
+            "DoubleDescentSpec",
+            "GRIDS",
+            "width × label noise × seeds, sample sizes and optimizer factors (Liu & Flanigan)",
+            default="cpu-quick",
+        ),
     )
 }
 
@@ -129,6 +145,7 @@ STUDY_MODULES = {
     "ticket-regimes": "ticket_regimes",
     "ticket-curve": "ticket_curve",
     "repeated-data": "repeated_grid",
+    "double-descent": "double_descent_grid",
 }
 
 

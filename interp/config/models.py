@@ -66,7 +66,31 @@ class MLPConfig:
     )
 
 
-#: Either model, told apart by ``kind`` (old run directories carry it).
-ModelConfig = Annotated[TransformerConfig | MLPConfig, Field(discriminator="kind")]
+@config("model")
+class ClassifierConfig:
+    """A classifier of feature vectors (``interp.models.classifier``), the
+    double-descent models: ``mlp`` = Linear(d_in, width) → [norm] → ReLU →
+    Linear(width, classes); ``cnn`` = a 1-D CNN (Conv(1→width, 5) → [norm] →
+    ReLU → Conv(width→width, 5, stride 2) → [norm] → ReLU → global average
+    pool → Linear(width, classes)), the small CNN of Greydanus & Kobak's
+    MNIST-1D benchmarks with its channel count as the width."""
 
-__all__ = ["MLPConfig", "ModelConfig", "TransformerConfig"]
+    kind: Literal["classifier"] = setting("classifier", "model type")
+    arch: Literal["mlp", "cnn"] = setting("mlp", "mlp (one hidden layer) or cnn (1-D, two convs)")
+    width: int = setting(128, "hidden units (mlp) or channels (cnn)", ge=1, le=1_000_000)
+    normalization: Literal["none", "batch", "layer"] = setting(
+        "none", "a BatchNorm or LayerNorm after each hidden linear map / conv, or none"
+    )
+    init_scale: float = setting(
+        1.0, "every weight and bias of PyTorch's default init multiplied by this", gt=0.0
+    )
+    d_in: int | None = setting(None, "input features; null = from the data", ge=1)
+    classes: int | None = setting(None, "output classes; null = from the data", ge=2)
+
+
+#: Every model, told apart by ``kind`` (old run directories carry it).
+ModelConfig = Annotated[
+    TransformerConfig | MLPConfig | ClassifierConfig, Field(discriminator="kind")
+]
+
+__all__ = ["ClassifierConfig", "MLPConfig", "ModelConfig", "TransformerConfig"]

@@ -26,14 +26,20 @@ class GrokfastConfig:
 
 @config("train")
 class TrainConfig:
-    """AdamW with linear warm-up (optionally cosine decay), evaluation and
-    checkpoint schedule, and the rule that ends a run early."""
+    """AdamW (or SGD) with linear warm-up (optionally cosine decay),
+    evaluation and checkpoint schedule, and the rule that ends a run early."""
 
     steps: int = setting(
         3000, "optimizer steps (the step cap when a stop rule is set)", ge=1, le=10**9
     )
-    lr: float = setting(3e-3, "peak learning rate (AdamW)", gt=0.0, le=10.0)
-    weight_decay: float = setting(1.0, "AdamW decoupled weight decay", ge=0.0)
+    lr: float = setting(3e-3, "peak learning rate", gt=0.0, le=10.0)
+    optimizer: Literal["adamw", "sgd"] = setting(
+        "adamw", "adamw (Adam with decoupled weight decay; Adam when weight_decay = 0) or sgd"
+    )
+    momentum: float = setting(0.0, "sgd: heavy-ball momentum (0 = plain SGD)", ge=0.0, lt=1.0)
+    weight_decay: float = setting(
+        1.0, "weight decay (AdamW: decoupled; SGD: L2 added to the gradient)", ge=0.0
+    )
     betas: tuple[float, float] = setting((0.9, 0.98), "AdamW (β1, β2), each in [0, 1)")
     eps: float = setting(1e-8, "AdamW ε", gt=0.0, le=1.0)
     warmup_steps: int = setting(10, "linear warm-up from 0 to lr over this many steps", ge=0)
@@ -79,6 +85,8 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.optimizer == "adamw" and self.momentum:
+            raise ConfigError("train.momentum applies to optimizer sgd; AdamW uses train.betas")
         for i, b in enumerate(self.betas):
             if not (0.0 <= b < 1.0 and math.isfinite(b)):
                 raise ConfigError(f"betas[{i}] must be in [0, 1), got {b!r}")

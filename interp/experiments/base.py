@@ -166,6 +166,10 @@ class Experiment:
             from interp.experiments.llc_runs import RunLLC
 
             return RunLLC()
+        if name == "example_fits":
+            from interp.experiments.example_fits import RunExampleFits
+
+            return RunExampleFits()
         return named_analyzer(name)
 
     def probe(self, run: Run) -> Tensor | None:

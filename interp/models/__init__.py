@@ -1,4 +1,5 @@
-"""Model factories: TL-bridge transformers and the hooked operand MLP."""
+"""Model factories: TL-bridge transformers, the hooked operand MLP and the
+feature classifiers of double descent."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import torch
 from torch import nn
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp.config.models import ClassifierConfig
 from interp.models.mlp import HookedMLP, MLPConfig, make_mlp
 from interp.models.transformer import TransformerConfig, make_transformer
 
-ModelConfig = TransformerConfig | MLPConfig
+ModelConfig = TransformerConfig | MLPConfig | ClassifierConfig
 
 
 def make_model(cfg: ModelConfig, seed: int, device: str | torch.device = "cpu") -> nn.Module:
@@ -18,6 +20,10 @@ def make_model(cfg: ModelConfig, seed: int, device: str | torch.device = "cpu") 
         return make_transformer(cfg, seed, device)
     if isinstance(cfg, MLPConfig):
         return make_mlp(cfg, seed, device)
+    if isinstance(cfg, ClassifierConfig):
+        from interp.models.classifier import make_classifier
+
+        return make_classifier(cfg, seed, device)
     raise TypeError(f"unknown model config {type(cfg).__name__}")
 
 
@@ -45,6 +51,7 @@ def named_weights(model: nn.Module) -> dict[str, nn.Parameter]:
 
 
 __all__ = [
+    "ClassifierConfig",
     "HookedMLP",
     "MLPConfig",
     "ModelConfig",

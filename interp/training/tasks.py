@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor, nn
 
 from interp.config.core import InputError
@@ -49,9 +49,9 @@ class ClassificationTask:
     ``train.readout_only``).
     """
 
-    train_inputs: Int[Tensor, "n_train ..."]
+    train_inputs: Shaped[Tensor, "n_train ..."]  # token ids, or features
     train_labels: Int[Tensor, " n_train"]
-    test_inputs: Int[Tensor, "n_test ..."]
+    test_inputs: Shaped[Tensor, "n_test ..."]
     test_labels: Int[Tensor, " n_test"]
     position: int | None = -1
     readout_only: bool = False
@@ -103,6 +103,45 @@ class ClassificationTask:
             logits = self.logits(model, x)
             res[(split, "loss")] = F.cross_entropy(logits.to(loss_dtype), y).item()
             res[(split, "accuracy")] = (logits.argmax(-1) == y).double().mean().item()
+        return res
+
+
+@dataclass
+class NoisyLabelTask(ClassificationTask):
+    """A :class:`ClassificationTask` whose training labels are partly noisy
+    (``noisy[i]``: label ``i`` was replaced). Evaluation adds the ``noisy``
+    split: ``accuracy`` = the fraction of noisy examples the model predicts
+    with their noisy label (fitted, i.e. memorised), ``clean_accuracy`` =
+    the fraction it predicts with their original label; and ``clean``'s
+    accuracy, on the examples whose label was kept."""
+
+    noisy: Tensor | None = None
+    clean_labels: Tensor | None = None
+
+    def to(self, device: torch.device) -> NoisyLabelTask:
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device)
+
+        return NoisyLabelTask(
+            self.train_inputs.to(device), self.train_labels.to(device),
+            self.test_inputs.to(device), self.test_labels.to(device), self.position,
+            self.readout_only, move(self.noisy), move(self.clean_labels),
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loss_dtype: torch.dtype) -> dict[tuple[str, str], float]:
+        res = super().evaluate(model, loss_dtype)
+        if self.noisy is None:
+            return res
+        pred = self.logits(model, self.train_inputs).argmax(-1)
+        fitted = pred == self.train_labels
+        if bool(self.noisy.any()):
+            res[("noisy", "accuracy")] = fitted[self.noisy].double().mean().item()
+            if self.clean_labels is not None:
+                right = pred[self.noisy] == self.clean_labels[self.noisy]
+                res[("noisy", "clean_accuracy")] = right.double().mean().item()
+        if bool((~self.noisy).any()):
+            res[("clean", "accuracy")] = fitted[~self.noisy].double().mean().item()
         return res
 
 

@@ -74,11 +74,14 @@ def check_task(task: Task, cfg: TrainConfig) -> None:
 
 # --------------------------------------------------------------- state to save
 def optimizer_state_tensors(opt: torch.optim.Optimizer, names: list[str]) -> dict[str, Tensor]:
-    """AdamW moments and step counts under parameter names (safetensors-ready)."""
+    """The optimizer's per-parameter state (AdamW moments and step counts, SGD
+    momentum buffers) under parameter names (safetensors-ready)."""
     sd = opt.state_dict()
     out: dict[str, Tensor] = {}
     for idx, state in sd["state"].items():
         for key, value in state.items():
+            if value is None:  # SGD without momentum keeps no buffer
+                continue
             t = value if torch.is_tensor(value) else torch.tensor(value)
             out[f"optim.{names[idx]}.{key}"] = t
     return out
@@ -239,9 +242,17 @@ class Checkpointer:
         self.store.save_checkpoint(step, self.model.state_dict(), state, meta)
 
 
-def make_optimizer(params: Mapping[str, nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over ``params`` (``foreach=False``: the same rounding at any
-    thread count)."""
+def make_optimizer(params: Mapping[str, nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over ``params``: AdamW, or SGD with ``cfg.momentum``
+    (``foreach=False``: the same rounding at any thread count)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            list(params.values()),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            foreach=False,
+        )
     return torch.optim.AdamW(
         list(params.values()),
         lr=cfg.lr,
