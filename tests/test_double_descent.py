@@ -239,3 +239,24 @@ def test_the_tiny_experiment_end_to_end(tmp_path):
     r = CliRunner().invoke(app, [*args, "--seed", "0"])
     assert r.exit_code == 0, r.output
     assert (out / "model" / "mlp-w4-noise0" / "seed0" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_head_tuning_on_frozen_features_peaks_at_the_interpolation_threshold():
+    """Minimum-norm least squares on k random projections of fixed features:
+    the head interpolates the training labels from k = n − 1 on (it has an
+    intercept), and its test risk is largest there (Belkin et al. 2019)."""
+    from interp.analysis.head_tuning import frozen_feature_risk
+
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(20, 3, generator=gen)
+    x, xt = torch.randn(60, 20, generator=gen), torch.randn(200, 20, generator=gen)
+    feats = torch.relu(torch.cat([x, xt]) @ torch.randn(20, 400, generator=gen))
+    y, yt = (x @ w).argmax(1), (xt @ w).argmax(1)
+    risk = frozen_feature_risk(feats[:60], y, feats[60:], yt, [5, 20, 40, 55, 59, 65, 120, 400])
+    r = risk.set_index("k")
+    assert r.loc[59, "train_mse"] < 1e-8 and r.loc[400, "train_mse"] < 1e-8
+    assert r.loc[40, "train_mse"] > 1e-3
+    assert risk.loc[risk["test_mse"].idxmax(), "k"] == 59
+    assert r.loc[400, "test_mse"] < r.loc[59, "test_mse"] / 5
+    with pytest.raises(InputError, match="dims must be positive"):
+        frozen_feature_risk(feats[:60], y, feats[60:], yt, [0])

@@ -39,4 +39,5 @@ def test_notebooks_exist():
         "04_repeated_data.ipynb",
         "05_bring_your_own_model.ipynb",
         "06_llc.ipynb",
+        "07_double_descent.ipynb",
     } <= names
