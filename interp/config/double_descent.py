@@ -133,7 +133,7 @@ class DoubleDescentSpec:
     dataset: Dataset = setting("mnist1d", "the dataset of every run")
     models: tuple[Literal["mlp", "cnn"], ...] = setting(("mlp",), "architectures (model-wise)")
     widths: dict[str, tuple[int, ...]] = setting(
-        lambda: {"mlp": (16, 32, 64, 128, 256, 512, 1024), "cnn": (4, 8, 16, 32, 64, 128)},
+        lambda: {"mlp": (16, 32, 64, 128, 256, 512, 1024, 2048), "cnn": (4, 8, 16, 32, 64, 128)},
         "widths of each architecture (model-wise)",
     )
     noises: tuple[float, ...] = setting((0.0, 0.2), "label-noise fractions (model-wise)")
@@ -157,7 +157,7 @@ class DoubleDescentSpec:
     )
     factor_model: Literal["mlp", "cnn"] = setting("mlp", "architecture of the factor runs")
     factor_widths: tuple[int, ...] = setting(
-        (32, 128, 256, 512, 1024),
+        (32, 128, 256, 512, 1024, 2048),
         "widths of each factor setting (below, around and above the threshold)",
     )
     factor_noise: float = setting(0.2, "label noise of the factor runs", ge=0.0, lt=1.0)
