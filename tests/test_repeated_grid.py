@@ -229,6 +229,18 @@ def test_interrupted_grid_resumes_and_skips_finished_runs(tmp_path):
     assert r.exit_code == 0 and (victim.path(out) / "summary.json").stat().st_mtime_ns == stamp
     res = json.loads((out / "results.json").read_text())
     assert res["aggregate"] and "<script src=" not in (out / "report.html").read_text()
+    assert "Local learning coefficient" not in (out / "report.html").read_text()
+    # where a sweep has estimated the LLC of runs' last checkpoints, the report draws it
+    from interp.experiments.sweeping import sweep_run
+
+    for name in ("f0", victim.name):
+        run_dir = out / "tiny" / name / "seed0"
+        sweep_run(run_dir, ["llc"], [open_run(run_dir).last_step])
+    r = CliRunner().invoke(
+        app, ["experiment", "repeated-data", "--preset", "tiny", "--out", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "Local learning coefficient at the end of each run" in (out / "report.html").read_text()
     # over training: test loss, copying gain and prefix matching, a line per run and panel
     first = table[(table["size"] == table["size"].iloc[0]) & (table["seed"] == 0)]
     curves = {r: open_run(out / "tiny" / r / "seed0").metrics() for r in first["run"]}

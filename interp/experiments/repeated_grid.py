@@ -367,6 +367,24 @@ REPORT_COLUMNS = (
 )
 
 
+def last_step_llc(out: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """The LLC (default settings) of each run's last checkpoint, where a sweep
+    left it in the run's cache: columns size, run, seed, llc_mean, llc_se."""
+    from interp.experiments.llc_runs import cached_llc
+    from interp.training.rundir import open_run
+
+    rows = []
+    for _, r in table.iterrows():
+        run = open_run(Path(out) / r["size"] / r["run"] / f"seed{int(r['seed'])}")
+        df = cached_llc(run)
+        df = df[(df["step"] == run.last_step) & df["layer"].isna()] if len(df) else df
+        vals = dict(zip(df["metric"], df["value"], strict=True)) if len(df) else {}
+        if "llc_mean" in vals:
+            rows.append({"size": r["size"], "run": r["run"], "seed": int(r["seed"]),
+                         "llc_mean": vals["llc_mean"], "llc_se": vals.get("llc_se")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def write_report(out: Path, table: pd.DataFrame, missing: int = 0) -> Path:
     """OUT/report.html: the figures, then the table of means over seeds
     (``missing``: how many runs of the grid have not finished, said in the intro)."""
@@ -375,6 +393,7 @@ def write_report(out: Path, table: pd.DataFrame, missing: int = 0) -> Path:
     from interp.training.rundir import open_run
     from interp.viz.repeated import (
         damage_vs_epochs,
+        llc_by_run,
         loss_vs_epochs,
         measures_vs_epochs,
         training_curves_by_run,
@@ -391,6 +410,9 @@ def write_report(out: Path, table: pd.DataFrame, missing: int = 0) -> Path:
     runs = table[(table["size"] == size) & (table["seed"] == seed)]
     curves = {r: open_run(Path(out) / size / r / f"seed{seed}").metrics() for r in runs["run"]}
     figs.append(training_curves_by_run(curves, f"{size}, seed {seed}"))
+    llc = last_step_llc(Path(out), table)
+    if len(llc):  # where `interp sweep RUN --analyzer llc` has estimated it
+        figs.append(llc_by_run(llc))
     seeds = sorted({int(s) for s in table["seed"]})
     intro = (
         f"<p>{html.escape(Path(out).name)}: {len(table)} runs, seeds {seeds}"

@@ -216,3 +216,22 @@ __all__ = [
     "MEASURE_PANELS", "damage_vs_epochs", "loss_vs_epochs", "measures_vs_epochs",
     "training_curves_by_run",
 ]  # fmt: skip
+
+
+def llc_by_run(llc: pd.DataFrame, title: str = "") -> go.Figure:
+    """The local learning coefficient of each run's last checkpoint: one
+    marker per seed and the mean over seeds, per size and run."""
+    fig = go.Figure()
+    for size, g in llc.groupby("size"):
+        order = list(dict.fromkeys(g.sort_values("run")["run"]))
+        fig.add_trace(go.Scatter(x=g["run"], y=g["llc_mean"], mode="markers",
+                                 name=f"{size}, one seed", marker={"size": 7, "opacity": 0.6},
+                                 text=[f"seed {s}" for s in g["seed"]]))  # fmt: skip
+        mean = g.groupby("run")["llc_mean"].mean().reindex(order)
+        fig.add_trace(go.Scatter(x=order, y=mean.to_numpy(), mode="markers",
+                                 name=f"{size}, mean over seeds",
+                                 marker={"symbol": "line-ew-open", "size": 24}))  # fmt: skip
+    fig.update_yaxes(title_text="LLC λ̂ at the last checkpoint")
+    fig.update_layout(title=title or "Local learning coefficient at the end of each run",
+                      height=380)  # fmt: skip
+    return fig
