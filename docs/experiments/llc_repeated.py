@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from interp import open_run
 from interp.experiments.repeated_grid import last_step_llc, write_report
@@ -30,18 +31,21 @@ def main() -> None:
     ap.add_argument("grid", type=Path)
     ap.add_argument("--size", default="xs")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of this process")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     table = pd.read_csv(args.grid / "results.csv")
     table = table[(table["size"] == args.size) & table["kind"].isin(["f0", "repeated"])]
     for _, r in table.iterrows():
         run_dir = args.grid / args.size / r["run"] / f"seed{int(r['seed'])}"
         sweep_run(run_dir, ["llc"], [open_run(run_dir).last_step], jobs=args.jobs)
     llc = last_step_llc(args.grid, table)
-    merged = llc.merge(table[["run", "seed", "final_test_loss"]], on=["run", "seed"])
+    merged = llc.merge(table[["run", "seed", "test_loss"]], on=["run", "seed"])
     for _, r in merged.iterrows():
         print(json.dumps({"run": r["run"], "seed": int(r["seed"]),
                           "llc": round(r["llc_mean"], 2), "llc_se": round(r["llc_se"], 2),
-                          "test_loss": round(r["final_test_loss"], 4)}))  # fmt: skip
+                          "test_loss": round(r["test_loss"], 4)}))  # fmt: skip
     base = merged[merged["run"] == "f0"].set_index("seed")["llc_mean"]
     for run, g in merged[merged["run"] != "f0"].groupby("run"):
         d = (g.set_index("seed")["llc_mean"] - base).dropna()

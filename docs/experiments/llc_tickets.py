@@ -20,6 +20,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from interp import open_run
 from interp.experiments.sweeping import sweep_run
 from interp.experiments.ticket_suite import write_suite_report
@@ -42,7 +44,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--rate", type=float, default=0.6)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of this process")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for seed in args.seeds:
         base = args.suite / f"seed{seed}"
         ticket, dense = open_run(base / f"ticket-r{args.rate}"), open_run(base / "dense")
