@@ -335,7 +335,8 @@ def sweep(
     induction_scores, logit_copying_scores, prefix_matching_scores,
     prev_token_scores, signed_logit_copying, composition_vs_init; for our
     runs also llc (the local learning coefficient on the run's training data;
-    docs/llc.md); for models with a tokenizer also prefix_matching_text,
+    docs/llc.md) and, for classification runs, example_fits (per training
+    example: fitted or not, its margin); for models with a tokenizer also prefix_matching_text,
     text_copy and (context >= 512) olsson_icl_score."""
     from interp.experiments.sweeping import sweep_run
     from interp.training.files import atomic_write_text
