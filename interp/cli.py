@@ -125,6 +125,10 @@ Sets = Annotated[
 ]
 Seeds = Annotated[list[int] | None, typer.Option("--seed", help="A seed (repeat for several).")]
 Jobs = Annotated[int, typer.Option(help="Runs at a time (each in its own process, 1 thread).")]
+SetEvery = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override every run's config, e.g. train.lr=1e-3 (repeatable)."),
+]
 Backend = Annotated[
     str | None,
     typer.Option(
@@ -648,9 +652,7 @@ def experiment_repeated_data(
         Path | None, typer.Option(help="Output dir (default runs/repeated-PRESET).")
     ] = None,
     seeds: Seeds = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override every run, e.g. train.lr=1e-3.")
-    ] = None,
+    set_: SetEvery = None,
     sizes: Annotated[
         list[str] | None, typer.Option("--size", help="Model sizes instead of the preset's.")
     ] = None,
@@ -708,9 +710,7 @@ def experiment_double_descent(
         Path | None, typer.Option(help="Output dir (default runs/double-descent-PRESET).")
     ] = None,
     seeds: Seeds = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override every run, e.g. train.steps=5000.")
-    ] = None,
+    set_: SetEvery = None,
     models: Annotated[
         list[str] | None,
         typer.Option("--model", help="mlp | cnn (repeat) instead of the preset's."),
