@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from interp.experiments.base import Experiment, Setup
-from interp.training.metrics import final_metrics
+from interp.training.metrics import final_metrics, first_step_at_or_above
 from interp.training.tasks import NoisyLabelTask
 
 if TYPE_CHECKING:
@@ -50,9 +50,7 @@ def summarize_rows(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         "noisy_fit_fraction": final.get("final_noisy_accuracy"),
         "clean_train_error": _err(final.get("final_clean_accuracy")),
     }
-    train_acc = [r for r in rows if r["split"] == "train" and r["metric"] == "accuracy"]
-    fits = sorted(r["step"] for r in train_acc if r["value"] >= 1.0)
-    out["t_interpolate"] = fits[0] if fits else None
+    out["t_interpolate"] = first_step_at_or_above(rows, "train", "accuracy", 1.0)
     return out
 
 
