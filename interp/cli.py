@@ -132,8 +132,9 @@ SetEvery = Annotated[
 Backend = Annotated[
     str | None,
     typer.Option(
-        help="local (in this process) | processes | ray ($RAY_ADDRESS, else a local Ray); "
-        "default: processes when --jobs > 1, else local"
+        help="local (in this process) | processes | ray ($RAY_ADDRESS, else a local Ray) | "
+        "ensemble (compatible runs trained together as batched ensembles, over --jobs "
+        "processes); default: processes when --jobs > 1, else local"
     ),
 ]
 ReportOnly = Annotated[

@@ -129,13 +129,71 @@ class Experiment:
                 setup.model, setup.task, cfg.train, store, cfg.seed, masks=setup.masks,
                 device=dev, quiet=quiet, stop_after_step=stop_after_step,
             )  # fmt: skip
-            if result.complete:
-                diverged = {k: v for k, v in result.summary.items() if k.startswith("diverged_")}
-                summary = {**self.summarize(cfg, setup, result), **setup.extra, **diverged}
-                store.write_summary(summary)
-                store.mark_done()  # last: every measurement of the run is written
-                result.summary = summary
-            return result
+            return self._finish(cfg, setup, result)
+
+    def _finish(self, cfg: Any, setup: Setup, result: TrainResult) -> TrainResult:
+        """A complete run's summary (the experiment's measurements), then ``DONE``."""
+        if result.complete:
+            diverged = {k: v for k, v in result.summary.items() if k.startswith("diverged_")}
+            summary = {**self.summarize(cfg, setup, result), **setup.extra, **diverged}
+            result.store.write_summary(summary)
+            result.store.mark_done()  # last: every measurement of the run is written
+            result.summary = summary
+        return result
+
+    def train_ensemble(
+        self,
+        cfgs: Sequence[Any],
+        run_dirs: Sequence[str | Path],
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        quiet: bool = False,
+        stop_after_step: int | None = None,
+    ) -> list[TrainResult]:
+        """Train the runs of ``cfgs`` in ``run_dirs`` together as one batched
+        ensemble (:mod:`interp.training.ensemble`); each run directory ends
+        exactly as :meth:`train` leaves it, with the same summary and
+        ``DONE``. Finished runs are returned as they are; members that
+        cannot share one stack (other data shapes or parameter shapes) are
+        trained in separate ensembles, one after another."""
+        from contextlib import ExitStack
+
+        from interp.training.ensemble import Member, train_ensemble
+
+        if len(cfgs) != len(run_dirs):
+            raise ConfigError(f"{len(cfgs)} configs for {len(run_dirs)} run directories")
+        cfgs = [c.resolve() for c in cfgs]
+        dev = resolve_device(device)
+        for cfg in cfgs:
+            self.check(cfg)
+            check_fits(cfg.model, dev)
+        n_threads = configure_threads(threads)
+        results: list[TrainResult | None] = [None] * len(cfgs)
+        with ExitStack() as stack:
+            todo: dict[str, list[tuple[int, Setup]]] = {}
+            stores = {}
+            for i, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
+                store = stores[i] = stack.enter_context(writing(run_dir))
+                prepare_run(self.name, cfg, store, dev, n_threads, trainer="ensemble")
+                if store.is_done():
+                    if problem := self.reuse_problem(store.path):
+                        raise ConfigError(problem)
+                    results[i] = self._finished(store, dev)
+                    continue
+                setup = self.build(cfg, store, dev, quiet)
+                todo.setdefault(_stack_shape(setup, cfg), []).append((i, setup))
+            for group in todo.values():
+                members = [
+                    Member(s.model, s.task, cfgs[i].train, stores[i], cfgs[i].seed, s.masks)
+                    for i, s in group
+                ]
+                trained = train_ensemble(
+                    members, device=dev, quiet=quiet, stop_after_step=stop_after_step
+                )
+                for (i, setup), result in zip(group, trained, strict=True):
+                    results[i] = self._finish(cfgs[i], setup, result)
+        return [r for r in results if r is not None]
 
     def reuse_problem(self, run_dir: str | Path) -> str | None:
         """Why a finished run directory of this config may not stand for it
@@ -200,6 +258,19 @@ class Experiment:
     def format_summary(self, summary: Mapping[str, Any]) -> str:
         """The summary fields a user looks at first, one per line."""
         return format_fields(summary, list(self.summary_keys))
+
+
+def _stack_shape(setup: Setup, cfg: Any) -> str:
+    """Runs with equal keys can share a stack: the same train settings
+    (:func:`~interp.training.ensemble.stack_key`), parameter shapes, kind of
+    task and batch shapes."""
+    from interp.models import named_weights
+    from interp.training.ensemble import stack_key
+
+    shapes = {n: tuple(p.shape) for n, p in named_weights(setup.model).items()}
+    x, y = setup.task.batch(1, cfg.train.batch_size, cfg.seed)
+    kind = (type(setup.model).__name__, type(setup.task).__name__, tuple(x.shape), tuple(y.shape))
+    return repr((stack_key(cfg.train), shapes, kind, x.dtype))
 
 
 __all__ = ["Experiment", "Setup"]

@@ -19,7 +19,12 @@ from interp.training.rundir import RunStore
 
 
 def prepare_run(
-    experiment: str, cfg: Any, store: RunStore, dev: torch.device, n_threads: int
+    experiment: str,
+    cfg: Any,
+    store: RunStore,
+    dev: torch.device,
+    n_threads: int,
+    trainer: str = "single",
 ) -> None:
     """Create the run directory's ``config.json`` for ``cfg``, or accept it when
     it already holds this config (a resume); the caller holds the directory's
@@ -28,16 +33,19 @@ def prepare_run(
     Raises when the directory holds another config. Warns when a resume uses
     another thread count, device or CPU (model or SIMD level) than the run
     started with: bit-identity with an uninterrupted run holds only for the
-    same ones.
+    same ones. ``trainer`` records whether the run trains alone (``single``)
+    or as a member of a batched ``ensemble`` (which rounds differently).
     """
-    runtime = {"device": str(dev), "threads": n_threads, **numerics_environment()}
+    runtime = {
+        "device": str(dev), "threads": n_threads, "trainer": trainer, **numerics_environment()
+    }  # fmt: skip
     if store.exists():
         _upgrade_config(store, experiment, cfg)
     if store.exists() and not store.is_done():
         before = store.read_config().get("runtime", {})
         changed = [
             f"{key} {before[key]!r} -> {runtime[key]!r}"
-            for key in ("threads", "device", "cpu", "cpu_capability")
+            for key in ("threads", "device", "trainer", "cpu", "cpu_capability")
             if key in before and before[key] != runtime[key]
         ]
         if changed and store.steps():
@@ -45,7 +53,7 @@ def prepare_run(
                 f"{store.path} was started in another setting than this resume "
                 f"({'; '.join(changed)}). "
                 "The result is bit-identical to an uninterrupted run only with the same thread "
-                "count, device and CPU.",
+                "count, device, trainer and CPU.",
                 stacklevel=3,
             )
     store.init(experiment, to_dict(cfg), runtime)

@@ -23,7 +23,11 @@ does the rest, the same way for every study:
   (``jobs`` worker processes with one torch thread each; they die with their
   parent), ``ray`` (tasks of one CPU on the Ray cluster at ``$RAY_ADDRESS``,
   or on a local Ray started for this launch). Run directories must then be on
-  a filesystem every node sees.
+  a filesystem every node sees. ``ensemble``: jobs of one experiment whose
+  configs can share a stack (:func:`ensemble_key`) are trained together as
+  batched ensembles (:mod:`interp.training.ensemble`) of at most
+  :data:`ENSEMBLE_SIZE` members, split over ``jobs`` processes; the rest
+  train one at a time. Each member's run directory is an ordinary run.
 * **the results table** is assembled in one place (:func:`results_frame`):
   one row per finished job, its tags, its summary and its wall time; the
   study adds its derived columns and checks. ``OUT/results.csv``,
@@ -47,7 +51,9 @@ from interp.config.core import ConfigError, from_dict, to_dict
 from interp.training.files import atomic_write_json, read_json
 
 SPEC_FILE = "spec.json"
-BACKENDS = ("local", "processes", "ray")
+BACKENDS = ("local", "processes", "ray", "ensemble")
+#: most members one ensemble trains at once
+ENSEMBLE_SIZE = 32
 
 
 # ------------------------------------------------------------------- jobs
@@ -237,6 +243,112 @@ class _Ray(_Backend):
             self.ray.shutdown()
 
 
+def ensemble_key(experiment: str, config: Any) -> str | None:
+    """Jobs with equal keys can be trained as one ensemble: the same
+    experiment, the same model architecture (the init scale may differ) and
+    train settings beyond the per-member ones
+    (:data:`interp.training.ensemble.PER_MEMBER`). None when the run must
+    train alone (an experiment with its own training, Grokfast, BatchNorm,
+    a normalization the stacked transformer lacks)."""
+    import json
+
+    from interp.experiments.base import Experiment
+    from interp.experiments.registry import experiment as get_experiment
+    from interp.training.ensemble import stack_key, stack_problem
+
+    exp = get_experiment(experiment)
+    if type(exp).train is not Experiment.train or stack_problem(config.train) is not None:
+        return None
+    model = to_dict(config.model)
+    if model.get("normalization") not in (None, "LN"):
+        return None
+    model.pop("init_scale", None)
+    return json.dumps([experiment, model, stack_key(config.train)], sort_keys=True, default=str)
+
+
+def execute_ensemble(
+    experiment: str, configs: list[Any], run_dirs: list[str], threads: int | None
+) -> list[dict[str, Any]]:
+    """Train the runs of ``configs`` as one ensemble (finished ones are
+    checked and reused as :func:`execute` does); one result per run, each
+    charged an equal share of the ensemble's wall time."""
+    from interp.experiments.registry import experiment as get_experiment
+    from interp.training.rundir import RunStore, renamed_summary
+
+    t0 = time.perf_counter()
+    done = {i for i, d in enumerate(run_dirs) if RunStore(d).is_done()}
+    out: dict[int, dict[str, Any]] = {
+        i: execute(experiment, configs[i], run_dirs[i], threads) for i in sorted(done)
+    }
+    todo = [i for i in range(len(configs)) if i not in done]
+    if todo:
+        get_experiment(experiment).train_ensemble(
+            [configs[i] for i in todo], [run_dirs[i] for i in todo], threads=threads, quiet=True
+        )
+        share = (time.perf_counter() - t0) / len(todo)
+        for i in todo:
+            store = RunStore(run_dirs[i])
+            if not store.is_done():
+                raise RuntimeError(f"{run_dirs[i]} trained but is not marked done")
+            summary = renamed_summary(read_json(store.summary_path))
+            out[i] = {"summary": summary, "seconds": share, "trained": True}
+    return [out[i] for i in range(len(configs))]
+
+
+class _Ensembles(_Backend):
+    """Queue submitted runs; when the scheduler waits, group the queue into
+    ensembles (:func:`ensemble_key`) and hand each to ``inner`` (this
+    process, or ``jobs`` worker processes)."""
+
+    def __init__(self, jobs: int, threads: int | None, size: int = ENSEMBLE_SIZE):
+        self.jobs, self.size = jobs, size
+        self.threads = threads if jobs == 1 else 1
+        self.inner: _Backend = _Local(threads) if jobs == 1 else _Processes(jobs)
+        self.queue: list[tuple[str, str, Any, str]] = []
+        self.groups: dict[str, list[str]] = {}
+        self.ready: list[tuple[str, Any]] = []
+
+    def submit(self, key: str, experiment: str, config: Any, run_dir: str) -> None:
+        self.queue.append((key, experiment, config, run_dir))
+
+    def call(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
+        self.inner.call(key, fn, *args)
+
+    def _dispatch(self) -> None:
+        by_key: dict[str | None, list[tuple[str, str, Any, str]]] = {}
+        for job in self.queue:
+            group = ensemble_key(job[1], job[2]) if job[2] is not None else None
+            by_key.setdefault(group, []).append(job)
+        self.queue = []
+        for group, jobs in by_key.items():
+            if group is None or len(jobs) == 1:
+                for key, exp, cfg, run_dir in jobs:
+                    self.inner.call(key, execute, exp, cfg, run_dir, self.threads)
+                continue
+            n = min(self.size, -(-len(jobs) // self.jobs))
+            for start in range(0, len(jobs), n):
+                part = jobs[start : start + n]
+                name = f"ensemble:{part[0][0]}+{len(part) - 1}"
+                self.groups[name] = [j[0] for j in part]
+                self.inner.call(
+                    name, execute_ensemble, part[0][1], [j[2] for j in part],
+                    [j[3] for j in part], self.threads,
+                )  # fmt: skip
+
+    def next_done(self) -> tuple[str, Any]:
+        if not self.ready:
+            if self.queue:
+                self._dispatch()
+            key, raw = self.inner.next_done()
+            if key not in self.groups:
+                return key, raw
+            self.ready = list(zip(self.groups.pop(key), raw, strict=True))
+        return self.ready.pop(0)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def make_backend(backend: str | None, jobs: int, threads: int | None) -> _Backend:
     """``backend`` None picks ``processes`` for ``jobs > 1``, else ``local``."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -253,6 +365,8 @@ def make_backend(backend: str | None, jobs: int, threads: int | None) -> _Backen
         return _Local(threads)
     if backend == "processes":
         return _Processes(jobs)
+    if backend == "ensemble":
+        return _Ensembles(jobs, threads)
     return _Ray(jobs)
 
 
@@ -504,12 +618,15 @@ def _jsonable(obj: Any) -> Any:
 
 __all__ = [
     "BACKENDS",
+    "ENSEMBLE_SIZE",
     "SPEC_FILE",
     "Job",
     "JobResult",
     "Study",
     "check_spec",
+    "ensemble_key",
     "execute",
+    "execute_ensemble",
     "make_backend",
     "results_frame",
     "run_study",
