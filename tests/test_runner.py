@@ -112,7 +112,7 @@ def test_backend_choices_are_checked():
     assert type(make_backend(None, 1, None)).__name__ == "_Local"
     for backend, jobs, msg in [
         ("local", 2, "--backend local runs one job at a time"),
-        ("threads", 1, "--backend must be one of ['local', 'processes', 'ray']"),
+        ("threads", 1, "--backend must be one of ['local', 'processes', 'ray', 'ensemble']"),
         (None, 0, "--jobs must be a whole number >= 1, got 0"),
     ]:
         with pytest.raises(ConfigError, match=msg.replace("[", "\\[").replace("]", "\\]")):
