@@ -58,6 +58,7 @@ from interp.training.trainer import (
     Metrics,
     StopRule,
     TrainResult,
+    _logged,
     _nonfinite_loss,
     check_masks,
     check_task,
@@ -267,9 +268,10 @@ class _Ensemble:
         self.ends: dict[int, tuple[int, bool, tuple[int, float] | None]] = {}
 
     # ------------------------------------------------------------- resume
-    def _resume(self) -> tuple[int, list[int | None]]:
+    def _resume(self) -> tuple[int, list[int | None], list[torch.optim.Optimizer]]:
         """Resume every member from the newest step all of them have; returns
-        it and each member's ``resumed_from``."""
+        it, each member's ``resumed_from`` and the optimizers holding their
+        restored state."""
         opts = [make_optimizer(w, m.cfg) for m, w in zip(self.members, self.weights, strict=True)]
         names = self.fm.names
         while True:
@@ -283,8 +285,7 @@ class _Ensemble:
             for m, s in zip(self.members, starts, strict=True):
                 if (s or 0) > common:
                     m.store.remove_checkpoints_after(common)
-        self.opts_loaded = opts
-        return common, starts
+        return common, starts, opts
 
     def _stack(self, opts: list[torch.optim.Optimizer], start: int) -> None:
         names = self.fm.names
@@ -385,9 +386,8 @@ class _Ensemble:
 
     # ----------------------------------------------------------------- loop
     def run(self, stop_after_step: int | None) -> list[TrainResult]:
-        start, resumed = self._resume()
-        self._stack(self.opts_loaded, start)
-        del self.opts_loaded
+        start, resumed, opts = self._resume()
+        self._stack(opts, start)
         self.fixed = None
         cfg = self.cfg
         self.live = list(range(len(self.members)))
@@ -471,11 +471,7 @@ class _Ensemble:
             if self.members[i].cfg.on_nonfinite == "stop":
                 last = step - 1
                 if last not in self.members[i].store.steps():
-                    logged = {
-                        (r["split"], r["metric"]): r["value"]
-                        for r in self.members[i].store.read_metric_rows() if r["step"] == last
-                    }  # fmt: skip
-                    res = logged or self._evaluate(i, row, last)
+                    res = _logged(self.members[i].store, last) or self._evaluate(i, row, last)
                     self._sync(i, row)
                     self._checkpoint(i, row, last, res)
                 self._warn(
