@@ -254,13 +254,14 @@ def ensemble_key(experiment: str, config: Any) -> str | None:
 
     from interp.experiments.base import Experiment
     from interp.experiments.registry import experiment as get_experiment
+    from interp.models.functional import STACKABLE_NORMALIZATIONS
     from interp.training.ensemble import stack_key, stack_problem
 
     exp = get_experiment(experiment)
     if type(exp).train is not Experiment.train or stack_problem(config.train) is not None:
         return None
     model = to_dict(config.model)
-    if model.get("normalization") not in (None, "LN"):
+    if model.get("normalization") not in STACKABLE_NORMALIZATIONS:
         return None
     model.pop("init_scale", None)
     return json.dumps([experiment, model, stack_key(config.train)], sort_keys=True, default=str)

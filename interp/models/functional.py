@@ -16,9 +16,9 @@ same way, as one batched matmul per layer.
   normalization). Each linear map is a ``baddbmm`` (the batched ``addmm``
   of ``nn.Linear``), embeddings are one lookup in the members' tables laid
   end to end, q, k, v are computed in the bridge's order and LayerNorm is
-  the bridge's own step-by-step arithmetic, so a member's logits round exactly as the
-  bridge's do (tested). ``forward(params, tokens, position)`` computes the last
-  layer at ``position`` only (the read-out path of
+  the bridge's own step-by-step arithmetic, so a member's logits round
+  exactly as the bridge's do (tested). ``forward(params, tokens, position)``
+  computes the last layer at ``position`` only (the read-out path of
   :mod:`interp.models.readout`).
 * Plain modules (the operand MLP, the feature classifiers): their own
   forward through ``torch.func.functional_call``, batched over members with
@@ -29,7 +29,7 @@ same way, as one batched matmul per layer.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,20 +41,19 @@ from interp.models.readout import _act, readout_unsupported
 
 Params = Mapping[str, Tensor]
 
+#: the ``model.normalization`` values a stacked model supports
+STACKABLE_NORMALIZATIONS = (None, "LN")
+
 
 @dataclass
 class FunctionalModel:
     """``forward(params, inputs, position=None)``: every member's output,
     ``[member, batch, ...]``, from parameters and inputs stacked along a
     leading member dimension (``position``: a transformer's logits at that
-    position only, the last layer computed there alone). ``buffers``: the
-    model's fixed tensors (the bridge's zero unembedding bias …), shared by
-    every member."""
+    position only, the last layer computed there alone)."""
 
     names: list[str]
     forward: Callable[..., Tensor]
-    buffers: dict[str, Tensor] = field(default_factory=dict)
-    readout: bool = False
 
 
 def functional_model(model: nn.Module, fused: bool = False) -> FunctionalModel:
@@ -81,7 +80,7 @@ def functional_model(model: nn.Module, fused: bool = False) -> FunctionalModel:
         out = torch.func.vmap(one)(params, inputs)
         return out if position is None else out[:, :, position]
 
-    return FunctionalModel(names, forward, buffers)
+    return FunctionalModel(names, forward)
 
 
 def _transformer(model: nn.Module, names: list[str], fused: bool) -> FunctionalModel:
@@ -90,7 +89,7 @@ def _transformer(model: nn.Module, names: list[str], fused: bool) -> FunctionalM
         raise ConfigError(f"cannot stack this transformer: {reason}")
     cfg = model.cfg
     norm = cfg.normalization_type
-    if norm not in (None, "LN"):
+    if norm not in STACKABLE_NORMALIZATIONS:
         raise ConfigError(f"cannot stack a transformer with normalization {norm!r} (None or LN)")
     native = model.original_model
     attn0 = native.layers[0].original_component.attn.original_component
@@ -99,8 +98,7 @@ def _transformer(model: nn.Module, names: list[str], fused: bool) -> FunctionalM
     eps = float(cfg.eps) if norm == "LN" else 0.0
     act = _act(cfg.act_fn)
     attn_only = bool(cfg.attn_only)
-    buffers = {k: v for k, v in model.state_dict().items() if k not in names}
-    unembed_bias = buffers.get("unembed.bias")
+    unembed_bias = model.state_dict().get("unembed.bias")  # a fixed buffer of the bridge
     if unembed_bias is not None and bool(unembed_bias.any()):
         raise ConfigError("cannot stack a transformer whose fixed unembedding bias is not zero")
     mask = torch.triu(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool), diagonal=1)
@@ -166,7 +164,7 @@ def _transformer(model: nn.Module, names: list[str], fused: bool) -> FunctionalM
             h = h + _lin(params, f"{p}.mlp.out", mid)
         return h[:, :, 0] if last_only else h
 
-    return FunctionalModel(names, forward, buffers, readout=True)
+    return FunctionalModel(names, forward)
 
 
 def _per(v: Float[Tensor, "member d"], like: Tensor) -> Tensor:
@@ -196,4 +194,4 @@ def _linear(x: Tensor, weight: Float[Tensor, "member out inp"], bias: Tensor | N
     return out.view(*x.shape[:-1], o)
 
 
-__all__ = ["FunctionalModel", "functional_model"]
+__all__ = ["STACKABLE_NORMALIZATIONS", "FunctionalModel", "functional_model"]
