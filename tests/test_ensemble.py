@@ -41,7 +41,9 @@ def _weights(run: Path) -> dict[int, dict[str, torch.Tensor]]:
 def _assert_same_run(a: Path, b: Path, tol: float = 1e-5) -> None:
     ma, mb = _metrics(a), _metrics(b)
     assert ma.keys() == mb.keys()
-    worst = max(abs(ma[k] - mb[k]) for k in ma)
+    nulls = {k for k in ma if ma[k] is None}  # non-finite values are logged as null
+    assert nulls == {k for k in mb if mb[k] is None}
+    worst = max(abs(ma[k] - mb[k]) for k in ma if k not in nulls)
     assert worst <= tol, worst
     wa, wb = _weights(a), _weights(b)
     assert wa.keys() == wb.keys() and len(wa) >= 2
@@ -155,6 +157,27 @@ def test_stop_rules_per_member(tmp_path: Path) -> None:
     assert results[0].summary["steps"] < 300 and results[1].summary["steps"] == 300
     single = e.train(cfgs[0], tmp_path / "single", quiet=True)
     assert single.summary["steps"] == results[0].summary["steps"]
+
+
+def test_a_diverging_member_stops_as_it_would_alone(tmp_path: Path) -> None:
+    """One member's loss stops being finite (lr 10, the reliability test's
+    divergence); it ends where its single run ends, with the same summary
+    fields, and the other member trains to the end."""
+    e = experiment("grokking")
+    base = ["train.steps=200"]
+    cfgs = [
+        e.preset("tiny", seed=0, overrides=[*base, "train.lr=10"]),
+        e.preset("tiny", seed=1, overrides=base),
+    ]
+    with pytest.warns(UserWarning, match="loss became"):
+        results = e.train_ensemble(cfgs, [tmp_path / "bad", tmp_path / "good"], quiet=True)
+    with pytest.warns(UserWarning, match="loss became"):
+        alone = e.train(cfgs[0], tmp_path / "alone", quiet=True)
+    assert "diverged_at" in results[0].summary
+    for key in ("steps", "diverged_at", "diverged_loss"):
+        assert results[0].summary[key] == alone.summary[key], key
+    assert results[1].summary["steps"] == 200 and "diverged_at" not in results[1].summary
+    _assert_same_run(tmp_path / "bad", tmp_path / "alone")
 
 
 def test_forward_equals_the_models_own(tmp_path: Path) -> None:
