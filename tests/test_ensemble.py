@@ -86,6 +86,14 @@ def test_grokking_members_match_single_runs_every_step(tmp_path: Path) -> None:
     _assert_same_run(*pairs[1], tol=0.0)
 
 
+def test_readout_members_match_exactly(tmp_path: Path) -> None:
+    """``train.readout_only`` (the tickets' read-out path): the stacked
+    forward mirrors readout_logits, so members equal their single runs."""
+    over = [*STEP, "train.readout_only=true"]
+    for ens, single in _pair("grokking", "cpu-quick", [over, [*over, "train.lr=0.003"]], tmp_path):
+        _assert_same_run(ens, single, tol=0.0)
+
+
 def test_language_model_members_match(tmp_path: Path) -> None:
     """The repeated-data LM: LayerNorm, fused attention, gradient clipping,
     a cosine schedule and minibatches drawn per member."""

@@ -18,8 +18,9 @@ same way, as one batched matmul per layer.
   end to end, q, k, v are computed in the bridge's order and LayerNorm is
   the bridge's own step-by-step arithmetic, so a member's logits round
   exactly as the bridge's do (tested). ``forward(params, tokens, position)``
-  computes the last layer at ``position`` only (the read-out path of
-  :mod:`interp.models.readout`).
+  computes the last layer at ``position`` only and then mirrors
+  :func:`interp.models.readout.readout_logits` the same way (its position
+  slice, its k, v, q order, ``nn.LayerNorm``'s arithmetic).
 * Plain modules (the operand MLP, the feature classifiers): their own
   forward through ``torch.func.functional_call``, batched over members with
   ``torch.func.vmap`` (equal to rounding). Modules that update buffers in
@@ -113,17 +114,23 @@ def _transformer(model: nn.Module, names: list[str], fused: bool) -> FunctionalM
         if position is not None:
             tokens = tokens[:, :, : position % tokens.shape[2] + 1]
         e, b, s = tokens.shape
-        positions = torch.arange(s, device=tokens.device).expand(e, b, s)
-        h = _embed(tokens, params["embed.weight"]) + _embed(positions, params["pos_embed.weight"])
+        readout = position is not None
+        if readout:  # as readout_logits: positions added as a slice of their table
+            pos = params["pos_embed.weight"][:, :s].unsqueeze(1)
+        else:  # as the bridge: positions looked up like tokens
+            positions = torch.arange(s, device=tokens.device).expand(e, b, s)
+            pos = _embed(positions, params["pos_embed.weight"])
+        h = _embed(tokens, params["embed.weight"]) + pos
         for i in range(n_layers):
-            last = position is not None and i == n_layers - 1
-            h = _block(params, f"blocks.{i}", h, last)
-        return _linear(_ln(params, "ln_final", h), params["unembed.weight"], None)
+            h = _block(params, f"blocks.{i}", h, readout, last_only=readout and i == n_layers - 1)
+        return _linear(_ln(params, "ln_final", h, readout), params["unembed.weight"], None)
 
-    def _ln(params: Params, name: str, x: Tensor) -> Tensor:
+    def _ln(params: Params, name: str, x: Tensor, readout: bool) -> Tensor:
         if norm is None:
             return x
         w, bias = _per(params[f"{name}.weight"], x), _per(params[f"{name}.bias"], x)
+        if readout:  # readout_logits calls nn.LayerNorm: F.layer_norm's affine step
+            return torch.addcmul(bias, F.layer_norm(x, (x.shape[-1],), None, None, eps), w)
         # the arithmetic of the bridge's NormalizationBridge, step by step
         x = x - x.mean(-1, keepdim=True)
         x = x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
@@ -132,14 +139,18 @@ def _transformer(model: nn.Module, names: list[str], fused: bool) -> FunctionalM
     def _lin(params: Params, name: str, x: Tensor) -> Tensor:
         return _linear(x, params[f"{name}.weight"], params.get(f"{name}.bias"))
 
-    def _block(params: Params, p: str, h: Tensor, last_only: bool) -> Tensor:
+    def _block(params: Params, p: str, h: Tensor, readout: bool, last_only: bool) -> Tensor:
         e, b, s, _ = h.shape
-        x = _ln(params, f"{p}.ln1", h)
-        # q, k, v in the bridge's order: autograd then sums their gradients
-        # into the residual stream in the same order
-        q = _lin(params, f"{p}.attn.q", x[:, :, -1:] if last_only else x)
+        x = _ln(params, f"{p}.ln1", h, readout)
+        # q, k, v in the order of the path mirrored (the bridge: q, k, v;
+        # readout_logits: k, v, q): autograd sums their gradients into the
+        # residual stream in that order
+        if not readout:
+            q = _lin(params, f"{p}.attn.q", x)
         k = _lin(params, f"{p}.attn.k", x).view(e, b, s, n_heads, d_head).transpose(2, 3)
         v = _lin(params, f"{p}.attn.v", x).view(e, b, s, n_heads, d_head).transpose(2, 3)
+        if readout:
+            q = _lin(params, f"{p}.attn.q", x[:, :, -1:] if last_only else x)
         if last_only:  # the last query attends to every position: no mask needed
             q = q.view(e, b, 1, n_heads, d_head).transpose(2, 3)
             pattern = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / scale, dim=-1)
@@ -160,7 +171,7 @@ def _transformer(model: nn.Module, names: list[str], fused: bool) -> FunctionalM
             z = torch.matmul(pattern, v).transpose(2, 3).contiguous().view(e, b, s, -1)
         h = h + _lin(params, f"{p}.attn.o", z)
         if not attn_only:
-            mid = act(_lin(params, f"{p}.mlp.in", _ln(params, f"{p}.ln2", h)))
+            mid = act(_lin(params, f"{p}.mlp.in", _ln(params, f"{p}.ln2", h, readout)))
             h = h + _lin(params, f"{p}.mlp.out", mid)
         return h[:, :, 0] if last_only else h
 
