@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from plain_model import PlainTransformer
+from train_throughput import plain_step
 
 from interp.experiments import grokking
 from interp.models import make_model
@@ -27,15 +27,7 @@ from interp.models import make_model
 
 def steps_per_s(model: torch.nn.Module, forward: Callable, cfg, x, y, steps: int):
     """(steps/s after warm-up, seconds of the five warm-up steps)."""
-    t = cfg.train
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
-
-    def step() -> None:
-        loss = F.cross_entropy(forward(x)[:, -1].double(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
+    step = plain_step(model, forward, cfg, x, y)
     t0 = time.perf_counter()
     for _ in range(5):
         step()

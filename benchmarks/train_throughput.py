@@ -74,24 +74,30 @@ def time_ours(cfg, steps: int) -> float:
         return time.perf_counter() - t0
 
 
-def time_plain(cfg, steps: int) -> float:
-    task = grokking.make_task(cfg)
-    torch.manual_seed(0)
-    model = PlainTransformer(cfg.model)
+def plain_step(model: torch.nn.Module, forward, cfg, x, y):
+    """One full-batch AdamW step of ``model`` through ``forward`` (the model
+    itself or a compiled wrapper), float64 loss at the read-out position."""
     opt = torch.optim.AdamW(
         model.parameters(),
         lr=cfg.train.lr,
         betas=cfg.train.betas,
         weight_decay=cfg.train.weight_decay,
     )
-    x, y = task.train_inputs, task.train_labels
 
     def step():
-        loss = F.cross_entropy(model(x)[:, -1].double(), y)
+        loss = F.cross_entropy(forward(x)[:, -1].double(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
 
+    return step
+
+
+def time_plain(cfg, steps: int) -> float:
+    task = grokking.make_task(cfg)
+    torch.manual_seed(0)
+    model = PlainTransformer(cfg.model)
+    step = plain_step(model, model, cfg, task.train_inputs, task.train_labels)
     for _ in range(3):
         step()
     t0 = time.perf_counter()
