@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu-quick")
     ap.add_argument("--steps", type=int, default=200)
     args = ap.parse_args()
+    if args.steps < 1:
+        ap.error(f"--steps must be >= 1, got {args.steps}")
     cfg = grokking.preset(args.preset)
     task = grokking.make_task(cfg)
     x, y = task.train_inputs, task.train_labels

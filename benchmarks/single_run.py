@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats must be >= 1, got {args.repeats}")
     out: dict[str, object] = {
         "command": "interp " + " ".join(RUN),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
